@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Run the importable Odoo 18 against this checkout's PostgreSQL, with this repository on the
+# addons path:  scripts/odoo.sh [odoo options...]
+# It writes .run/odoo.conf once (database, addons path, data dir, encryption key) and reuses it.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+run=${WAC_RUN_DIR:-$here/.run}
+conf=$run/odoo.conf
+"$here/scripts/pg.sh" start
+if [ ! -s "$conf" ]; then
+    mkdir -p "$run/data"
+    python3 - "$here" "$run" "$conf" <<'PY'
+import os
+import sys
+
+import odoo
+from cryptography.fernet import Fernet
+
+here, run, conf = sys.argv[1:]
+package_dir = os.path.dirname(odoo.__file__)
+paths = [os.path.join(package_dir, "addons"), os.path.join(package_dir, "..", "addons"), here]
+paths = [os.path.abspath(p) for p in paths if os.path.isdir(p)]
+with open(conf, "w") as handle:
+    handle.write(f"""[options]
+addons_path = {",".join(paths)}
+data_dir = {run}/data
+db_host = {os.environ.get("PGHOST", "127.0.0.1")}
+db_port = {os.environ.get("WAC_PGPORT", os.environ.get("PGPORT", "55432"))}
+db_user = {os.environ.get("PGUSER", "odoo")}
+db_password = False
+list_db = True
+server_wide_modules = base,web,queue_job
+wa_coexistence_keys = {Fernet.generate_key().decode()}
+
+[queue_job]
+channels = root:2,root.whatsapp:2
+""")
+os.chmod(conf, 0o600)
+PY
+fi
+exec python3 -m odoo -c "$conf" "$@"

@@ -1,0 +1,28 @@
+{
+    "name": "WhatsApp Coexistence",
+    "summary": "One WhatsApp Business number per company, shared by the "
+    "WhatsApp Business App and the Cloud API (coexistence mode)",
+    "version": "18.0.1.0.0",
+    "category": "Marketing/WhatsApp",
+    "website": "https://github.com/whatsapp-coexistence/whatsapp_coexistence",
+    "author": "whatsapp_coexistence developers",
+    "license": "AGPL-3",
+    "depends": ["mail", "calendar", "queue_job"],
+    "external_dependencies": {"python": ["cryptography", "phonenumbers", "requests"]},
+    "data": [
+        "security/whatsapp_coexistence_groups.xml",
+        "security/ir.model.access.csv",
+        "security/whatsapp_coexistence_security.xml",
+        "data/ir_config_parameter_data.xml",
+        "data/queue_job_data.xml",
+        "views/wac_account_views.xml",
+        "views/wac_message_views.xml",
+        "views/wac_webhook_views.xml",
+        "views/res_config_settings_views.xml",
+        "views/whatsapp_coexistence_menus.xml",
+    ],
+    "demo": ["demo/wac_account_demo.xml"],
+    "post_init_hook": "post_init_hook",
+    "installable": True,
+    "application": True,
+}

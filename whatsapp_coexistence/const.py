@@ -1,0 +1,42 @@
+"""Constants shared by the models, the controllers and the tests.
+
+Graph facts live in ``tools/wa_cloud``; this module only holds what the Odoo side needs to agree on.
+"""
+
+PARAM_PREFIX = "whatsapp_coexistence."
+PARAM_APP_ID = PARAM_PREFIX + "app_id"
+# The App Secret is stored encrypted (see ``wac.vault``); this parameter holds ciphertext only.
+PARAM_APP_SECRET = PARAM_PREFIX + "app_secret_enc"
+PARAM_ES_CONFIG_ID = PARAM_PREFIX + "es_config_id"
+PARAM_VERIFY_TOKEN = PARAM_PREFIX + "verify_token"
+PARAM_GRAPH_VERSION = PARAM_PREFIX + "graph_version"
+PARAM_GRAPH_BASE_URL = PARAM_PREFIX + "graph_base_url"
+PARAM_KILL_SWITCH = PARAM_PREFIX + "kill_switch"
+
+# Meta's own Embedded Signup and coexistence pages use v25.0 in their examples (reference §4.5).
+DEFAULT_GRAPH_VERSION = "v25.0"
+DEFAULT_GRAPH_BASE_URL = "https://graph.facebook.com"
+
+# Route of our webhook. Odoo Enterprise's ``whatsapp`` module owns ``/whatsapp/webhook``.
+WEBHOOK_ROUTE = "/whatsapp_coexistence/webhook"
+
+# Where the Fernet keys come from (never the database): an option of the Odoo config file, or an
+# environment variable; both hold comma-separated keys, the first one being the primary key.
+KEY_CONFIG_OPTION = "wa_coexistence_keys"
+KEY_ENV_VAR = "WA_COEXISTENCE_KEYS"
+KEY_FILE_NAME = "whatsapp_coexistence.key"
+
+ACCOUNT_STATES = [
+    ("draft", "Not connected"),
+    ("connected", "Connected"),
+    ("offboarded", "Offboarded (temporary)"),
+    ("disconnected", "Disconnected"),
+    ("needs_reauth", "Needs a new token"),
+    ("error", "Error"),
+]
+
+AUTOMATION_MODES = [
+    ("disabled", "Disabled"),
+    ("dry_run", "Dry run"),
+    ("enabled", "Enabled"),
+]

@@ -1,0 +1,520 @@
+import logging
+import re
+import unicodedata
+
+from markupsafe import Markup, escape
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+from ..const import (
+    ACCOUNT_STATES,
+    AUTOMATION_MODES,
+    DEFAULT_GRAPH_BASE_URL,
+    DEFAULT_GRAPH_VERSION,
+    PARAM_APP_ID,
+    PARAM_APP_SECRET,
+    PARAM_ES_CONFIG_ID,
+    PARAM_GRAPH_BASE_URL,
+    PARAM_GRAPH_VERSION,
+    PARAM_KILL_SWITCH,
+    PARAM_VERIFY_TOKEN,
+)
+from ..tools.wa_cloud import errors as wa_errors
+from ..tools.wa_cloud import phone as wa_phone
+from ..tools.wa_cloud.client import GraphClient
+from ..tools.wa_cloud.vault import mask
+
+_logger = logging.getLogger(__name__)
+
+QUALITY_RATINGS = [
+    ("GREEN", "High"),
+    ("YELLOW", "Medium"),
+    ("RED", "Low"),
+    ("UNKNOWN", "Unknown"),
+]
+_GRAPH_ID = re.compile(r"^\d{5,32}$")
+
+
+class WacAccount(models.Model):
+    """The WhatsApp Business number of one company, in coexistence mode.
+
+    Exactly one account per company. The access token is write-only: it is encrypted by
+    ``wac.vault`` on write, and only :meth:`_wac_client` ever decrypts it.
+    """
+
+    _name = "wac.account"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _description = "WhatsApp Coexistence Account"
+    _order = "company_id"
+    _check_company_auto = True
+
+    company_id = fields.Many2one(
+        "res.company", required=True, index=True, ondelete="cascade", tracking=True,
+        default=lambda self: self.env.company,
+    )
+    state = fields.Selection(
+        ACCOUNT_STATES, string="Connection", default="draft", required=True, readonly=True,
+        tracking=True, copy=False,
+    )
+    state_reason = fields.Char(readonly=True, copy=False, help="Why the account left the "
+                               "connected state, as Meta reported it.")
+
+    # Meta identifiers -------------------------------------------------------------------------
+    waba_id = fields.Char("WhatsApp Business Account ID", tracking=True, copy=False)
+    phone_number_id = fields.Char("Phone Number ID", tracking=True, copy=False)
+    display_phone_number = fields.Char(tracking=True, copy=False)
+    business_id = fields.Char("Business Portfolio ID", copy=False)
+    verified_name = fields.Char(readonly=True, copy=False)
+    quality_rating = fields.Selection(QUALITY_RATINGS, readonly=True, copy=False)
+    is_on_biz_app = fields.Boolean(
+        "Coexistence confirmed", readonly=True, copy=False,
+        help="Meta reports that this number is also used in the WhatsApp Business App.",
+    )
+
+    # Access token (write-only) ----------------------------------------------------------------
+    access_token = fields.Char(
+        compute="_compute_access_token", inverse="_inverse_access_token",
+        help="A System User access token of the business with whatsapp_business_messaging and "
+        "whatsapp_business_management. It is encrypted on save and never shown again.",
+    )
+    access_token_enc = fields.Char(groups="base.group_system", copy=False, readonly=True)
+    token_set_on = fields.Datetime(readonly=True, copy=False)
+    token_set_by = fields.Many2one("res.users", readonly=True, copy=False)
+    token_hint = fields.Char(readonly=True, copy=False)
+    token_info = fields.Char(compute="_compute_token_info")
+
+    # Automation -------------------------------------------------------------------------------
+    automation_mode = fields.Selection(
+        AUTOMATION_MODES, default="disabled", required=True, tracking=True,
+        help="Disabled: nothing is sent automatically. Dry run: messages are prepared and logged "
+        "but not sent. Enabled: messages are sent through the Cloud API.",
+    )
+    automation_paused = fields.Boolean(readonly=True, tracking=True, copy=False)
+    automation_pause_reason = fields.Char(readonly=True, copy=False)
+    pilot_allowlist = fields.Text(
+        help="When set, automated messages only go to these numbers. One number per line; "
+        "numbers without a country code use the company's country.",
+    )
+
+    # Consent ----------------------------------------------------------------------------------
+    opt_out_keywords = fields.Char(
+        default="STOP, PARAR, SAIR, CANCELAR ENVIOS, CANCELAR", required=True,
+        help="A customer message made of one of these words (comma-separated, case and accents "
+        "ignored) opts the customer out of automated messages.")
+    opt_in_keywords = fields.Char(
+        default="START, VOLTAR, VOLTAR ENVIOS",
+        help="A customer message made of one of these words opts the customer back in.")
+
+    # Coexistence synchronization --------------------------------------------------------------
+    history_state = fields.Selection(
+        [("none", "Not requested"), ("requested", "Requested"), ("importing", "Importing"),
+         ("done", "Complete"), ("declined", "Declined by the business")],
+        default="none", readonly=True, copy=False)
+    history_phase = fields.Integer(readonly=True, copy=False)
+    history_progress = fields.Integer("History progress (%)", readonly=True, copy=False)
+    history_chunks = fields.Integer("History chunks received", readonly=True, copy=False)
+    history_messages = fields.Integer("History messages imported", readonly=True, copy=False)
+
+    # Health -----------------------------------------------------------------------------------
+    last_check_on = fields.Datetime("Last test", readonly=True, copy=False)
+    last_check_ok = fields.Boolean(readonly=True, copy=False)
+    last_error = fields.Text(readonly=True, copy=False)
+    onboarded_on = fields.Datetime(readonly=True, copy=False)
+    onboarded_by = fields.Many2one("res.users", readonly=True, copy=False)
+    readiness_html = fields.Html("Readiness", compute="_compute_readiness", sanitize=False)
+    readiness_summary = fields.Char(compute="_compute_readiness")
+
+    _sql_constraints = [
+        ("company_uniq", "unique(company_id)", "A company has one WhatsApp account at most."),
+        ("waba_uniq", "unique(waba_id)",
+         "This WhatsApp Business Account is already connected to another company."),
+        ("phone_number_uniq", "unique(phone_number_id)",
+         "This phone number is already connected to another company."),
+    ]
+
+    # ------------------------------------------------------------
+    # COMPUTE / INVERSE / CONSTRAINTS
+    # ------------------------------------------------------------
+
+    @api.depends("company_id.name", "display_phone_number")
+    def _compute_display_name(self):
+        for account in self:
+            parts = [account.company_id.name, account.display_phone_number]
+            account.display_name = " · ".join(p for p in parts if p)
+
+    def _compute_access_token(self):
+        # Write-only: nobody, not even an administrator, reads the token back.
+        self.access_token = False
+
+    def _inverse_access_token(self):
+        for account in self.filtered("access_token"):
+            account._wac_set_token(account.access_token.strip())
+
+    @api.depends("token_set_on", "token_set_by", "token_hint")
+    def _compute_token_info(self):
+        for account in self:
+            if not account.token_set_on:
+                account.token_info = self.env._("Not set")
+                continue
+            account.token_info = self.env._(
+                "Set on %(date)s by %(user)s, ends with %(hint)s",
+                date=fields.Datetime.to_string(
+                    fields.Datetime.context_timestamp(account, account.token_set_on))[:16],
+                user=account.token_set_by.name or "?",
+                hint=account.token_hint,
+            )
+
+    @api.constrains("waba_id", "phone_number_id")
+    def _check_graph_ids(self):
+        for account in self:
+            for field in ("waba_id", "phone_number_id"):
+                value = account[field]
+                if value and not _GRAPH_ID.match(value):
+                    raise ValidationError(self.env._(
+                        "%(field)s must be the numeric id shown in WhatsApp Manager "
+                        "(Account tools › Phone numbers), for example 106540352242922.",
+                        field=account._fields[field].string,
+                    ))
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._normalize_vals(vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._normalize_vals(vals)
+        return super().write(vals)
+
+    def _normalize_vals(self, vals):
+        for field in ("waba_id", "phone_number_id", "display_phone_number"):
+            if isinstance(vals.get(field), str):
+                vals[field] = vals[field].strip() or False
+        if isinstance(vals.get("pilot_allowlist"), str):
+            company = self.env["res.company"].browse(vals.get("company_id")) or self.company_id[:1]
+            vals["pilot_allowlist"] = self._normalize_allowlist(
+                vals["pilot_allowlist"], (company or self.env.company).country_id.code)
+
+    @api.model
+    def _normalize_allowlist(self, text, region):
+        """Return the allowlist as one E.164 number per line, or raise a ValidationError that
+        names every number that could not be read."""
+        numbers, bad = [], []
+        for item in filter(None, (i.strip() for i in re.split(r"[\n,;]+", text or ""))):
+            e164 = wa_phone.normalize(item, region)
+            (numbers if e164 else bad).append(e164 or item)
+        if bad:
+            raise ValidationError(self.env._(
+                "These pilot numbers could not be read: %(numbers)s. Write them with the country "
+                "code, for example +55 11 98765-4321.", numbers=", ".join(bad)))
+        return "\n".join(dict.fromkeys(numbers)) or False
+
+    def _pilot_numbers(self):
+        """The allowlist as a set of digit strings, every Brazil/Argentina variant included."""
+        self.ensure_one()
+        return {
+            variant
+            for line in (self.pilot_allowlist or "").splitlines() if line.strip()
+            for variant in wa_phone.variants(line.strip())
+        }
+
+    # ------------------------------------------------------------
+    # SECRETS: the only places that touch the ciphertext
+    # ------------------------------------------------------------
+
+    def _wac_set_token(self, token):
+        """Encrypt and store ``token``; log who replaced it, never the token itself."""
+        self.ensure_one()
+        hint = mask(token)
+        self.sudo().write({
+            "access_token_enc": self.env["wac.vault"]._encrypt(token),
+            "token_set_on": fields.Datetime.now(),
+            "token_set_by": self.env.uid,
+            "token_hint": hint,
+        })
+        self._message_log(body=self.env._("Access token replaced (ends with %s).", hint))
+
+    def _wac_client(self):
+        """Return a Graph client authenticated as this company's business.
+
+        This is the only method that decrypts an access token.
+
+        :raises UserError: when no token is stored yet
+        """
+        self.ensure_one()
+        ciphertext = self.sudo().access_token_enc
+        if not ciphertext:
+            raise UserError(self.env._(
+                "%(company)s has no WhatsApp access token yet. Connect the number with "
+                "Embedded Signup or paste a System User token in the account.",
+                company=self.company_id.name))
+        return self._wac_graph_client(access_token=self.env["wac.vault"]._decrypt(ciphertext))
+
+    @api.model
+    def _wac_graph_client(self, access_token=None):
+        """A client configured with the installation settings (version, base URL, app)."""
+        params = self.env["ir.config_parameter"].sudo()
+        app_secret = self.env["wac.vault"]._decrypt(params.get_param(PARAM_APP_SECRET))
+        return GraphClient(
+            access_token,
+            version=params.get_param(PARAM_GRAPH_VERSION) or DEFAULT_GRAPH_VERSION,
+            base_url=params.get_param(PARAM_GRAPH_BASE_URL) or DEFAULT_GRAPH_BASE_URL,
+            app_id=params.get_param(PARAM_APP_ID) or None,
+            app_secret=app_secret or None,
+        )
+
+    @api.model
+    def _wac_app_secret(self):
+        """The decrypted App Secret, or ``False``; used to check webhook signatures."""
+        params = self.env["ir.config_parameter"].sudo()
+        return self.env["wac.vault"]._decrypt(params.get_param(PARAM_APP_SECRET))
+
+    @api.model
+    def _wac_rotate_encryption(self):
+        """Re-encrypt every stored secret under the current primary key.
+
+        Put the new key first in ``wa_coexistence_keys`` (keep the old ones after it), run
+        ``env["wac.account"]._wac_rotate_encryption()`` from ``odoo shell`` and commit; the old
+        keys can then be removed. Returns the number of secrets re-encrypted.
+        """
+        vault = self.env["wac.vault"]
+        count = 0
+        for account in self.sudo().with_context(active_test=False).search(
+                [("access_token_enc", "!=", False)]):
+            account.access_token_enc = vault._rotate(account.access_token_enc)
+            count += 1
+        params = self.env["ir.config_parameter"].sudo()
+        if params.get_param(PARAM_APP_SECRET):
+            params.set_param(PARAM_APP_SECRET, vault._rotate(params.get_param(PARAM_APP_SECRET)))
+            count += 1
+        _logger.info("Re-encrypted %d WhatsApp Coexistence secret(s) under the primary key.", count)
+        return count
+
+    # ------------------------------------------------------------
+    # ACTIONS
+    # ------------------------------------------------------------
+
+    def action_test_connection(self):
+        """Ask Meta for the number's details; store the outcome and show it."""
+        self.ensure_one()
+        if not self.phone_number_id:
+            raise UserError(self.env._(
+                "Fill in the Phone Number ID first (WhatsApp Manager › Account tools › Phone "
+                "numbers), or connect the number with Embedded Signup."))
+        try:
+            info = self._wac_client().get_phone_number(self.phone_number_id)
+        except wa_errors.WaCloudError as error:
+            message = self._wac_record_error(error)
+            return self._wac_notify(message, "danger")
+        vals = {
+            "last_check_on": fields.Datetime.now(),
+            "last_check_ok": True,
+            "last_error": False,
+            "verified_name": info.get("verified_name"),
+            "quality_rating": info.get("quality_rating")
+            if info.get("quality_rating") in dict(QUALITY_RATINGS) else "UNKNOWN",
+            "is_on_biz_app": bool(info.get("is_on_biz_app")),
+        }
+        if info.get("display_phone_number") and not self.display_phone_number:
+            vals["display_phone_number"] = info["display_phone_number"]
+        if self.state in ("draft", "needs_reauth", "error"):
+            vals.update(state="connected", state_reason=False)
+        self.write(vals)
+        return self._wac_notify(self.env._(
+            "Connected to %(name)s (%(number)s), quality %(quality)s.",
+            name=self.verified_name or "?", number=self.display_phone_number or "?",
+            quality=dict(self._fields["quality_rating"]._description_selection(self.env)).get(
+                self.quality_rating)), "success")
+
+    def _wac_record_error(self, error):
+        """Store a Meta error on the account (sanitized) and return what to tell the user."""
+        message = self._wac_error_advice(error)
+        vals = {
+            "last_check_on": fields.Datetime.now(),
+            "last_check_ok": False,
+            "last_error": message,
+        }
+        if isinstance(error, wa_errors.AuthError):
+            vals.update(state="needs_reauth", state_reason=str(error))
+        self.write(vals)
+        return message
+
+    def _wac_error_advice(self, error):
+        """Translate a Meta error into a sentence that says what to do."""
+        if isinstance(error, wa_errors.AuthError):
+            advice = self.env._(
+                "Meta rejected the access token: it expired or was revoked. Generate a new "
+                "System User token in Meta Business Settings and paste it in the account.")
+        elif isinstance(error, wa_errors.TransportError):
+            advice = self.env._(
+                "Meta could not be reached. Check the server's internet access and the Graph "
+                "base URL in the settings, then try again.")
+        elif isinstance(error, wa_errors.TenantBlockingError):
+            advice = self.env._(
+                "Meta refuses this number for the token's permissions or the account's status. "
+                "Check in WhatsApp Manager that the app still has access to the WABA.")
+        elif error.code == 100:
+            advice = self.env._(
+                "Meta does not know this Phone Number ID for this token. Copy it again from "
+                "WhatsApp Manager › Account tools › Phone numbers.")
+        else:
+            advice = self.env._("Meta refused the request.")
+        return "%s (%s)" % (advice, error)
+
+    def _wac_notify(self, message, kind):
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": self.env._("WhatsApp"),
+                "message": message,
+                "type": kind,
+                "sticky": kind == "danger",
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
+
+    # ------------------------------------------------------------
+    # READINESS
+    # ------------------------------------------------------------
+
+    def _wac_readiness(self):
+        """Return the readiness checklist of this account as ``[(ok, label, hint)]``."""
+        self.ensure_one()
+        params = self.env["ir.config_parameter"].sudo()
+        key_source = self.env["wac.vault"]._key_source()[1]
+        _ = self.env._
+        return [
+            (bool(params.get_param(PARAM_APP_ID) and params.get_param(PARAM_ES_CONFIG_ID)),
+             _("Meta app configured"),
+             _("A system administrator sets the App ID and the Embedded Signup configuration "
+               "in Settings › WhatsApp Coexistence.")),
+            (bool(params.get_param(PARAM_APP_SECRET)),
+             _("App Secret set: webhooks can be verified"),
+             _("Without the App Secret every webhook is refused (fail closed).")),
+            (bool(params.get_param(PARAM_VERIFY_TOKEN)), _("Webhook verify token generated"),
+             _("Regenerate it in Settings › WhatsApp Coexistence.")),
+            (key_source != "file", _("Encryption key kept outside the data directory"),
+             _("The key was generated in Odoo's data dir. Move it to the 'wa_coexistence_keys' "
+               "option of the config file or the WA_COEXISTENCE_KEYS variable.")),
+            (bool(self.waba_id and self.phone_number_id), _("Number identified"),
+             _("Fill in the WABA ID and the Phone Number ID, or use Embedded Signup.")),
+            (bool(self.token_set_on), _("Access token stored"),
+             _("Paste a System User token or use Embedded Signup.")),
+            (self.state == "connected" and self.last_check_ok, _("Connection tested"),
+             _("Press Test connection.")),
+            (not self.automation_paused and params.get_param(PARAM_KILL_SWITCH) != "True",
+             _("Automation not paused"),
+             self.automation_pause_reason or _("The global kill switch is on.")),
+        ]
+
+    @api.depends("waba_id", "phone_number_id", "token_set_on", "state", "last_check_ok",
+                 "automation_paused")
+    def _compute_readiness(self):
+        for account in self:
+            items = account._wac_readiness()
+            rows = Markup("").join(
+                Markup('<li class="%s"><i class="fa %s me-2"/>%s%s</li>') % (
+                    "text-success" if ok else "text-danger",
+                    "fa-check-circle" if ok else "fa-times-circle",
+                    label,
+                    Markup("") if ok else Markup('<div class="text-muted ms-4">%s</div>')
+                    % escape(hint),
+                )
+                for ok, label, hint in items
+            )
+            account.readiness_html = Markup('<ul class="list-unstyled mb-0">%s</ul>') % rows
+            account.readiness_summary = "%d/%d" % (sum(ok for ok, _l, _h in items), len(items))
+
+    # ------------------------------------------------------------
+    # DEMO
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_demo_sandbox(self, base_url, app_id, app_secret, tokens):
+        """Point the installation at a local fake Graph server (demo data only)."""
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param(PARAM_GRAPH_BASE_URL, base_url)
+        params.set_param(PARAM_APP_ID, app_id)
+        params.set_param(PARAM_ES_CONFIG_ID, "sandbox")
+        params.set_param(PARAM_APP_SECRET, self.env["wac.vault"]._encrypt(app_secret))
+        for account_id, token in tokens.items():
+            self.browse(account_id)._wac_set_token(token)
+
+    # ------------------------------------------------------------
+    # WEBHOOK EFFECTS
+    # ------------------------------------------------------------
+
+    def _wac_apply_account_update(self, update):
+        """Apply an ``account_update`` lifecycle event; return a summary."""
+        self.ensure_one()
+        event = update.event or "?"
+        reason = " / ".join(p for p in (update.reason, update.initiated_by) if p) or event
+        if update.is_disconnect:
+            self._wac_pause(self.env._("Disconnected by Meta: %s", reason),
+                            state="disconnected", state_reason=reason)
+        elif update.is_offboarded:
+            self._wac_pause(self.env._(
+                "Offboarded (the phone changed or re-registered); Meta reconnects it "
+                "automatically within minutes."), state="offboarded", state_reason=event)
+        elif update.is_reconnected:
+            vals = {"state": "connected", "state_reason": False}
+            if self.state == "offboarded":
+                vals.update(automation_paused=False, automation_pause_reason=False)
+            self.write(vals)
+        self.message_post(body=self.env._("Meta account update: %(event)s (%(reason)s).",
+                                          event=event, reason=reason),
+                          subtype_xmlid="mail.mt_note")
+        return "%s: %s" % (event, self.state)
+
+    def _wac_pause(self, reason, **vals):
+        """Stop this company's automation and tell its WhatsApp managers."""
+        self.ensure_one()
+        self.write(dict(vals, automation_paused=True, automation_pause_reason=reason))
+        for user in self._wac_managers():
+            self.activity_schedule(
+                "mail.mail_activity_data_todo", user_id=user.id,
+                summary=self.env._("WhatsApp automation paused"), note=reason)
+
+    def _wac_managers(self):
+        group = self.env.ref("whatsapp_coexistence.whatsapp_coexistence_group_manager")
+        return group.users.filtered(
+            lambda u: self.company_id in u.company_ids and not u.share and u.active
+            and u.id != self.env.ref("base.user_root").id)
+
+    def _wac_log_meta_error(self, error):
+        """An out-of-band error from Meta (``value.errors``): keep it visible on the account."""
+        self.write({"last_error": wa_errors.sanitize("[%s] %s" % (
+            error.get("code"), (error.get("error_data") or {}).get("details")
+            or error.get("message") or error.get("title")))})
+
+    def _wac_apply_consent_keywords(self, contact, text):
+        """Opt a contact out (or back in) when the whole message is one of the keywords."""
+        self.ensure_one()
+        word = _fold(text)
+        if not word:
+            return
+        if word in {_fold(k) for k in (self.opt_out_keywords or "").split(",")} - {""}:
+            contact._wac_set_opt_out(True, self.env._("keyword %s", text.strip()))
+        elif word in {_fold(k) for k in (self.opt_in_keywords or "").split(",")} - {""}:
+            contact._wac_set_opt_out(False, self.env._("keyword %s", text.strip()))
+
+    def _wac_history_progress(self, chunk=None, imported=0, declined=False):
+        self.ensure_one()
+        if declined:
+            self.write({"history_state": "declined"})
+            return
+        self.write({
+            "history_state": "done" if chunk.complete else "importing",
+            "history_phase": max(self.history_phase, chunk.phase or 0),
+            "history_progress": max(self.history_progress, chunk.progress or 0),
+            "history_chunks": self.history_chunks + 1,
+            "history_messages": self.history_messages + imported,
+        })
+
+
+def _fold(text):
+    """Upper-case, accent-free, single-spaced form of a keyword or a short message."""
+    text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()
+    return " ".join(text.upper().replace("*", "").split())

@@ -1,0 +1,213 @@
+from datetime import timedelta
+
+from odoo import api, fields, models
+
+from ..tools.wa_cloud import phone as wa_phone
+
+# Meta's customer service window (reference §4.4).
+SERVICE_WINDOW = timedelta(hours=24)
+
+
+class WacContact(models.Model):
+    """A WhatsApp identity as one company knows it: ``wa_id``, E.164, BSUID and consent.
+
+    Per company on purpose: an opt-out sent to one business is not a fact about another one.
+    ``phone_key`` (Brazil with its 9th digit, Argentina with 549) is the key that makes one
+    person one contact whichever variant Meta sends.
+    """
+
+    _name = "wac.contact"
+    _description = "WhatsApp Coexistence contact"
+    _order = "last_inbound_at desc, id desc"
+    _rec_name = "display_name"
+    _check_company_auto = True
+
+    company_id = fields.Many2one("res.company", required=True, index=True, readonly=True)
+    partner_id = fields.Many2one("res.partner", index=True, ondelete="set null",
+                                 check_company=True)
+    active = fields.Boolean(default=True)
+    wa_id = fields.Char("WhatsApp ID", readonly=True, help="As Meta sent it; never rejected.")
+    phone_key = fields.Char(readonly=True, index=True)
+    e164 = fields.Char("Phone (E.164)", readonly=True)
+    bsuid = fields.Char("Business-scoped user ID", readonly=True, index=True)
+    profile_name = fields.Char(readonly=True)
+    app_name = fields.Char("Name in the Business App", readonly=True)
+    in_app_address_book = fields.Boolean(readonly=True)
+    opted_out = fields.Boolean()
+    opt_out_date = fields.Datetime(readonly=True)
+    opt_out_reason = fields.Char(readonly=True)
+    marketing_opt_out = fields.Boolean(readonly=True,
+                                       help="The person stopped marketing messages in WhatsApp.")
+    last_inbound_at = fields.Datetime(readonly=True)
+    window_expires_at = fields.Datetime(
+        "Service window ends", readonly=True,
+        help="Free-form messages can be sent until then. Messages sent from the Business App "
+        "do not open or extend this window.")
+    message_ids = fields.One2many("wac.message", "contact_id", readonly=True)
+
+    _sql_constraints = [
+        ("phone_key_uniq", "unique(company_id, phone_key)",
+         "This WhatsApp number already has a contact in this company."),
+    ]
+
+    @api.depends("partner_id.name", "profile_name", "e164", "wa_id")
+    def _compute_display_name(self):
+        for contact in self:
+            name = contact.partner_id.name or contact.profile_name or contact.app_name
+            number = contact.e164 or contact.wa_id or contact.bsuid
+            contact.display_name = "%s (%s)" % (name, number) if name else number
+
+    # ------------------------------------------------------------
+    # IDENTITY
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_resolve(self, account, identities):
+        """Find or create the contacts of ``identities`` in the account's company, in bulk.
+
+        :param identities: iterable of ``(wa_id_or_number, bsuid, name)``
+        :return: dict ``{wa_id_or_number or bsuid: wac.contact}``
+        """
+        company = account.company_id
+        region = company.country_id.code
+        wanted = {}
+        for number, bsuid, name in identities:
+            key = wa_phone.canonical(number) if number else None
+            if number or bsuid:
+                wanted[number or bsuid] = (key, bsuid, name, number)
+        if not wanted:
+            return {}
+        keys = [v[0] for v in wanted.values() if v[0]]
+        bsuids = [v[1] for v in wanted.values() if v[1]]
+        existing = self.with_context(active_test=False).search([
+            ("company_id", "=", company.id),
+            "|", ("phone_key", "in", keys), ("bsuid", "in", bsuids),
+        ])
+        by_key = {c.phone_key: c for c in existing if c.phone_key}
+        by_bsuid = {c.bsuid: c for c in existing if c.bsuid}
+        result, to_create = {}, {}
+        for ref, (key, bsuid, name, number) in wanted.items():
+            contact = by_key.get(key) or by_bsuid.get(bsuid)
+            if contact:
+                contact._wac_refresh_identity(number, bsuid, name)
+                result[ref] = contact
+            else:
+                to_create.setdefault(key or bsuid, (ref, key, bsuid, name, number))
+        if to_create:
+            partners = self._wac_find_or_create_partners(company, region, to_create.values())
+            created = self.create([{
+                "company_id": company.id,
+                "partner_id": partners[ref].id,
+                "wa_id": number if number and not wa_phone.is_bsuid(number) else False,
+                "phone_key": key,
+                "e164": wa_phone.normalize(number, region) if number else False,
+                "bsuid": bsuid,
+                "profile_name": name,
+            } for ref, key, bsuid, name, number in to_create.values()])
+            for contact, (ref, *_rest) in zip(created, to_create.values()):
+                result[ref] = contact
+        for ref, (key, bsuid, _name, _number) in wanted.items():
+            if ref not in result:  # a second variant of a contact created above
+                result[ref] = next(c for c in result.values()
+                                   if (key and c.phone_key == key) or (bsuid and c.bsuid == bsuid))
+        return result
+
+    def _wac_refresh_identity(self, number, bsuid, name):
+        vals = {}
+        if bsuid and self.bsuid != bsuid:
+            vals["bsuid"] = bsuid
+        if name and self.profile_name != name:
+            vals["profile_name"] = name
+        if number and not self.wa_id and not wa_phone.is_bsuid(number):
+            vals["wa_id"] = number
+        if not self.active:
+            vals["active"] = True
+        if vals:
+            self.write(vals)
+
+    @api.model
+    def _wac_find_or_create_partners(self, company, region, items):
+        """Map each item's ref to a partner of ``company`` (or a shared one) with that number."""
+        keys = [key for _ref, key, *_ in items if key]
+        partners = self.env["res.partner"].search([
+            ("wa_phone_key", "in", keys), ("company_id", "in", [company.id, False]),
+        ], order="company_id desc, id") if keys else self.env["res.partner"]
+        by_key = {}
+        for partner in partners:
+            by_key.setdefault(partner.wa_phone_key, partner)
+        result, to_create = {}, []
+        for ref, key, bsuid, name, number in items:
+            if key in by_key:
+                result[ref] = by_key[key]
+            else:
+                to_create.append((ref, name, number, bsuid))
+        created = self.env["res.partner"].create([{
+            "name": name or (wa_phone.normalize(number, region) if number else bsuid) or ref,
+            "mobile": wa_phone.normalize(number, region) if number else False,
+            "company_id": company.id,
+        } for ref, name, number, bsuid in to_create])
+        for partner, (ref, *_rest) in zip(created, to_create):
+            result[ref] = partner
+        return result
+
+    # ------------------------------------------------------------
+    # CONSENT AND WINDOW
+    # ------------------------------------------------------------
+
+    def _wac_touch_inbound(self, when):
+        """A message from the person opens or extends the customer service window."""
+        for contact in self:
+            if not contact.last_inbound_at or when > contact.last_inbound_at:
+                contact.write({"last_inbound_at": when, "window_expires_at": when + SERVICE_WINDOW})
+
+    def _wac_set_opt_out(self, opted_out, reason):
+        for contact in self.filtered(lambda c: c.opted_out != opted_out):
+            contact.write({"opted_out": opted_out, "opt_out_reason": reason,
+                           "opt_out_date": fields.Datetime.now() if opted_out else False})
+            if contact.partner_id:
+                contact.partner_id._message_log(body=self.env._(
+                    "WhatsApp: %(company)s %(action)s (%(reason)s).",
+                    company=contact.company_id.name,
+                    action=self.env._("opted out") if opted_out else self.env._("opted in again"),
+                    reason=reason))
+
+    # ------------------------------------------------------------
+    # WEBHOOK HANDLERS
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_ingest_state_sync(self, account, items):
+        """Apply the Business App's address book: ``add`` (or edit) and ``remove``."""
+        contacts_by_number = self._wac_resolve(account, [
+            (item.phone_number, None, item.full_name) for item in items
+            if item.type == "contact" and item.phone_number and item.action == "add"])
+        added = removed = 0
+        for item in items:
+            if item.type != "contact" or not item.phone_number:
+                continue
+            if item.action == "add":
+                contact = contacts_by_number[item.phone_number]
+                contact.write({"app_name": item.full_name or item.first_name,
+                               "in_app_address_book": True, "active": True})
+                partner = contact.partner_id
+                if partner and item.full_name and partner.name in (
+                        contact.e164, contact.wa_id, "+%s" % contact.wa_id):
+                    partner.name = item.full_name
+                added += 1
+            elif item.action == "remove":
+                # Unlink the WhatsApp identity from the address book; never delete the partner.
+                key = wa_phone.canonical(item.phone_number)
+                contacts = self.search([("company_id", "=", account.company_id.id),
+                                        ("phone_key", "=", key)])
+                contacts.write({"in_app_address_book": False, "active": False})
+                removed += 1
+        return "%d contact(s) added or edited, %d removed" % (added, removed)
+
+    @api.model
+    def _wac_apply_preferences(self, account, prefs):
+        """Marketing stop/resume from WhatsApp itself (utility templates still go through)."""
+        contacts = self._wac_resolve(account, [(p.wa_id, None, None) for p in prefs if p.wa_id])
+        for pref in prefs:
+            if pref.category == "marketing_messages" and pref.wa_id in contacts:
+                contacts[pref.wa_id].write({"marketing_opt_out": pref.value == "stop"})
+        return "%d preference(s)" % len(prefs)

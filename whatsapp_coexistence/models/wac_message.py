@@ -1,0 +1,320 @@
+import logging
+from datetime import datetime, timezone
+
+from markupsafe import Markup
+
+from odoo import api, fields, models
+
+from ..tools.wa_cloud import phone as wa_phone
+from ..tools.wa_cloud import webhook
+
+_logger = logging.getLogger(__name__)
+
+MESSAGE_STATUSES = [
+    ("received", "Received"),
+    ("pending", "Pending"),
+    ("dry_run", "Dry run (not sent)"),
+    ("accepted", "Accepted by Meta"),
+    ("held_for_quality_assessment", "Held by Meta (pacing)"),
+    ("sent", "Sent"),
+    ("delivered", "Delivered"),
+    ("read", "Read"),
+    ("played", "Played"),
+    ("failed", "Failed"),
+]
+HISTORY_STATUSES = {"SENT": "sent", "DELIVERED": "delivered", "READ": "read", "PLAYED": "played",
+                    "ERROR": "failed", "PENDING": "pending"}
+BATCH_SIZE = 1000
+
+
+def _ts(value):
+    """Meta's unix seconds to a naive UTC datetime, as Odoo stores them."""
+    if not value:
+        return fields.Datetime.now()
+    return datetime.fromtimestamp(int(value), tz=timezone.utc).replace(tzinfo=None)
+
+
+class WacMessage(models.Model):
+    """A WhatsApp message of one company, whichever side or device it came from.
+
+    ``source`` tells where it came from: the customer, Odoo through the Cloud API, the WhatsApp
+    Business App on the phone (echoes), or the history imported at onboarding. Only ``api``
+    messages are ever sent by Odoo; app and history messages never trigger automation.
+    """
+
+    _name = "wac.message"
+    _description = "WhatsApp Coexistence message"
+    _order = "message_at desc, id desc"
+    _rec_name = "wamid"
+    _check_company_auto = True
+
+    company_id = fields.Many2one("res.company", required=True, index=True, readonly=True)
+    account_id = fields.Many2one("wac.account", readonly=True, check_company=True)
+    contact_id = fields.Many2one("wac.contact", index=True, readonly=True, check_company=True)
+    partner_id = fields.Many2one(related="contact_id.partner_id", store=True, index=True)
+    wamid = fields.Char("Meta message ID", index=True, readonly=True, copy=False)
+    direction = fields.Selection([("in", "Inbound"), ("out", "Outbound")], required=True,
+                                 readonly=True)
+    source = fields.Selection(
+        [("customer", "Customer"), ("api", "Odoo (Cloud API)"), ("app", "Business App"),
+         ("history", "History import")], required=True, readonly=True)
+    message_type = fields.Char(readonly=True)
+    body = fields.Text(readonly=True)
+    media_id = fields.Char(readonly=True)
+    media_mime_type = fields.Char(readonly=True)
+    is_placeholder = fields.Boolean("Media pending", readonly=True,
+                                    help="History media whose content has not arrived yet.")
+    message_at = fields.Datetime("Date", readonly=True, index=True)
+    status = fields.Selection(MESSAGE_STATUSES, readonly=True, index=True)
+    status_at = fields.Datetime(readonly=True)
+    status_ids = fields.One2many("wac.message.status", "message_id", string="Timeline",
+                                 readonly=True)
+    error_code = fields.Integer(readonly=True)
+    error_title = fields.Char(readonly=True)
+    error_details = fields.Text(readonly=True)
+    context_wamid = fields.Char("Reply to", readonly=True)
+    biz_opaque_callback_data = fields.Char(readonly=True)
+    recipient_input = fields.Char(readonly=True, help="The number Odoo sent to.")
+    recipient_wa_id = fields.Char(readonly=True, help="The WhatsApp ID Meta resolved it to.")
+    button_payload = fields.Char(readonly=True)
+    res_model = fields.Char("Related model", readonly=True, index=True)
+    res_id = fields.Many2oneReference("Related record", model_field="res_model", readonly=True)
+
+    _sql_constraints = [
+        ("wamid_uniq", "unique(company_id, wamid)", "A message is recorded once per company."),
+    ]
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        messages = super().create(vals_list)
+        messages.filtered(lambda m: m.direction == "out" and m.wamid)._wac_attach_orphan_statuses()
+        return messages
+
+    # ------------------------------------------------------------
+    # STATUSES
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_ingest_statuses(self, account, updates):
+        """Record each status once and move each message forward, never backward."""
+        company_id = account.company_id.id
+        for update in updates:
+            if not update.wamid or not update.status:
+                continue
+            error = (update.errors or [{}])[0]
+            pricing = update.pricing or {}
+            self.env.cr.execute(
+                """
+                INSERT INTO wac_message_status
+                       (company_id, wamid, status, status_at, recipient_id,
+                        biz_opaque_callback_data, pricing_category, pricing_type, error_code,
+                        error_title, error_details, create_date, write_date, create_uid, write_uid)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                        now() at time zone 'UTC', now() at time zone 'UTC', %s, %s)
+                ON CONFLICT (company_id, wamid, status) DO NOTHING
+                """,
+                (company_id, update.wamid, update.status, _ts(update.timestamp),
+                 update.recipient_id, update.biz_opaque_callback_data, pricing.get("category"),
+                 pricing.get("type"), error.get("code"), error.get("title"),
+                 (error.get("error_data") or {}).get("details") or error.get("message"),
+                 self.env.uid, self.env.uid),
+            )
+        self.env["wac.message.status"].invalidate_model()
+        wamids = list({u.wamid for u in updates if u.wamid})
+        messages = self.search([("company_id", "=", company_id), ("wamid", "in", wamids)])
+        messages._wac_attach_orphan_statuses()
+
+    def _wac_attach_orphan_statuses(self):
+        """Link the status rows of these messages and apply the most advanced one."""
+        if not self:
+            return
+        Status = self.env["wac.message.status"]
+        orphans = Status.search([("wamid", "in", self.mapped("wamid")),
+                                 ("company_id", "in", self.company_id.ids),
+                                 ("message_id", "=", False)])
+        by_key = {(m.company_id.id, m.wamid): m for m in self}
+        for status in orphans:
+            message = by_key.get((status.company_id.id, status.wamid))
+            if message:
+                status.message_id = message
+        for message in self:
+            message._wac_apply_best_status()
+
+    def _wac_apply_best_status(self):
+        self.ensure_one()
+        best = self.status if self.status in webhook.STATUS_RANK else None
+        best_row = None
+        for row in self.status_ids:
+            if webhook.status_supersedes(row.status, best):
+                best, best_row = row.status, row
+        if not best_row:
+            return
+        vals = {"status": best, "status_at": best_row.status_at}
+        if best == "failed":
+            vals.update(error_code=best_row.error_code, error_title=best_row.error_title,
+                        error_details=best_row.error_details)
+        if best_row.biz_opaque_callback_data and not self.biz_opaque_callback_data:
+            vals["biz_opaque_callback_data"] = best_row.biz_opaque_callback_data
+        self.write(vals)
+
+    # ------------------------------------------------------------
+    # INBOUND, ECHOES, HISTORY
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_existing_wamids(self, company_id, wamids):
+        existing = set()
+        wamids = [w for w in wamids if w]
+        for start in range(0, len(wamids), BATCH_SIZE):
+            self.env.cr.execute(
+                "SELECT wamid FROM wac_message WHERE company_id = %s AND wamid = ANY(%s)",
+                (company_id, wamids[start:start + BATCH_SIZE]))
+            existing.update(row[0] for row in self.env.cr.fetchall())
+        return existing
+
+    @api.model
+    def _wac_ingest_inbound(self, account, inbound):
+        """Record messages from customers, post them on the partner, update window and consent."""
+        company_id = account.company_id.id
+        known = self._wac_existing_wamids(company_id, [m.wamid for m in inbound])
+        fresh = [m for m in inbound if m.wamid not in known]
+        contacts = self.env["wac.contact"]._wac_resolve(
+            account, [(m.from_wa_id, m.bsuid, m.profile_name) for m in fresh])
+        vals_list, seen = [], set()
+        for msg in fresh:
+            if msg.wamid in seen:
+                continue
+            seen.add(msg.wamid)
+            contact = contacts.get(msg.from_wa_id or msg.bsuid)
+            error = (msg.errors or [{}])[0]
+            vals_list.append({
+                "company_id": company_id, "account_id": account.id,
+                "contact_id": contact.id if contact else False,
+                "wamid": msg.wamid, "direction": "in", "source": "customer",
+                "message_type": msg.type, "body": msg.text,
+                "media_id": (msg.media or {}).get("id"),
+                "media_mime_type": (msg.media or {}).get("mime_type"),
+                "message_at": _ts(msg.timestamp), "status": "received",
+                "context_wamid": msg.context_wamid, "button_payload": msg.button_payload,
+                "error_code": error.get("code"), "error_title": error.get("title"),
+            })
+        messages = self.create(vals_list)
+        for message in messages:
+            contact = message.contact_id
+            if not contact:
+                continue
+            # System messages (number changed...) and reactions don't open the window.
+            if message.message_type not in ("system", "reaction", "unsupported"):
+                contact._wac_touch_inbound(message.message_at)
+            account._wac_apply_consent_keywords(contact, message.body)
+            message._wac_post_on_partner()
+        messages._wac_on_inbound()
+        return messages
+
+    def _wac_on_inbound(self):
+        """Hook for automation (replies to reminders). Never called for echoes or history."""
+
+    def _wac_post_on_partner(self):
+        partner = self.contact_id.partner_id
+        if not partner:
+            return
+        label = {"in": self.env._("WhatsApp from the customer"),
+                 "out": self.env._("WhatsApp sent")}[self.direction]
+        body = self.body or "[%s]" % (self.message_type or "?")
+        partner._message_log(body=Markup("<b>%s</b> (%s): %s") % (
+            label, self.company_id.name, body))
+
+    @api.model
+    def _wac_ingest_echoes(self, account, echoes):
+        """Messages typed on the phone: outbound, source ``app``; no window, no automation."""
+        company_id = account.company_id.id
+        known = self._wac_existing_wamids(company_id, [e.wamid for e in echoes])
+        fresh = {e.wamid: e for e in echoes if e.wamid and e.wamid not in known}
+        contacts = self.env["wac.contact"]._wac_resolve(
+            account, [(e.to, None, None) for e in fresh.values() if e.to])
+        messages = self.create([{
+            "company_id": company_id, "account_id": account.id,
+            "contact_id": contacts[e.to].id if e.to in contacts else False,
+            "wamid": e.wamid, "direction": "out", "source": "app",
+            "message_type": e.type, "body": e.text, "media_id": (e.media or {}).get("id"),
+            "media_mime_type": (e.media or {}).get("mime_type"),
+            "message_at": _ts(e.timestamp), "status": "sent", "recipient_input": e.to,
+            "context_wamid": e.context_wamid,
+        } for e in fresh.values()])
+        for message in messages:
+            message._wac_post_on_partner()
+        return messages
+
+    @api.model
+    def _wac_ingest_history(self, account, chunks):
+        """Import history chunks in batches; record the sync's phase and progress."""
+        company_id = account.company_id.id
+        imported = 0
+        for chunk in chunks:
+            if chunk.declined:
+                account._wac_history_progress(declined=True)
+                continue
+            contacts = self.env["wac.contact"]._wac_resolve(
+                account, [(t.wa_id, None, None) for t in chunk.threads if t.wa_id])
+            rows = [(thread, msg) for thread in chunk.threads for msg in thread.messages
+                    if msg.wamid]
+            for start in range(0, len(rows), BATCH_SIZE):
+                batch = rows[start:start + BATCH_SIZE]
+                known = self._wac_existing_wamids(company_id, [m.wamid for _t, m in batch])
+                vals_list, seen = [], set()
+                for thread, msg in batch:
+                    if msg.wamid in known or msg.wamid in seen:
+                        continue
+                    seen.add(msg.wamid)
+                    contact = contacts.get(thread.wa_id)
+                    outbound = msg.sent_by_business(account.display_phone_number)
+                    vals_list.append({
+                        "company_id": company_id, "account_id": account.id,
+                        "contact_id": contact.id if contact else False,
+                        "wamid": msg.wamid, "direction": "out" if outbound else "in",
+                        "source": "history", "message_type": msg.type, "body": msg.text,
+                        "is_placeholder": msg.type == "media_placeholder",
+                        "media_id": (msg.media or {}).get("id"),
+                        "message_at": _ts(msg.timestamp),
+                        "status": HISTORY_STATUSES.get(msg.status or "",
+                                                       "sent" if outbound else "received"),
+                    })
+                self.create(vals_list)
+                imported += len(vals_list)
+                self.env.invalidate_all()  # keep memory bounded by the batch
+            account._wac_history_progress(chunk=chunk, imported=imported)
+        return "%d history message(s) imported" % imported
+
+    @api.model
+    def _wac_upgrade_placeholders(self, account, media_messages):
+        """History media arrive after their placeholder (within 14 days of onboarding)."""
+        company_id = account.company_id.id
+        existing = {m.wamid: m for m in self.search([
+            ("company_id", "=", company_id), ("wamid", "in", [m.wamid for m in media_messages])])}
+        missing = []
+        for media in media_messages:
+            vals = {"message_type": media.type, "is_placeholder": False,
+                    "media_id": (media.media or {}).get("id"),
+                    "media_mime_type": (media.media or {}).get("mime_type"),
+                    "body": media.text}
+            if media.wamid in existing:
+                existing[media.wamid].write(vals)
+            else:
+                missing.append((media, vals))
+        if missing:  # the media webhook overtook its history chunk
+            contacts = self.env["wac.contact"]._wac_resolve(
+                account, [(m.from_wa_id, m.bsuid, None) for m, _v in missing])
+            self.create([dict(vals, company_id=company_id, account_id=account.id,
+                              wamid=m.wamid, direction="in", source="history",
+                              message_at=_ts(m.timestamp), status="received",
+                              contact_id=contacts.get(m.from_wa_id or m.bsuid,
+                                                      self.env["wac.contact"]).id)
+                         for m, vals in missing])
+
+    # ------------------------------------------------------------
+    # HELPERS
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_digits(self, number):
+        return wa_phone.wa_digits(number) if number else ""
