@@ -29,8 +29,9 @@ BANNER
     exit "$failed"
 fi
 
-python3 -c 'import odoo.addons.queue_job' 2>/dev/null ||
-    pip install -q --no-deps "$(grep -E '^odoo-addon-queue-job' requirements.txt)"
+queue_job=$(grep -E '^odoo-addon-queue-job' requirements.txt)
+pip show odoo-addon-queue_job 2>/dev/null | grep -q "^Version: ${queue_job#*==}$" ||
+    pip install -q --no-deps "$queue_job"
 
 export WAC_RUN_DIR="$here/.run/test"
 rm -rf "$WAC_RUN_DIR"

@@ -1,12 +1,14 @@
 """Pytest setup for the pure layer: make ``whatsapp_coexistence/tools`` importable.
 
 Packages under ``tools`` (``wa_cloud``, ``fake_graph``) are imported as top-level packages,
-without Odoo: ``import wa_cloud``.
+without Odoo: ``import wa_cloud``. Meta's payload shapes live with the Odoo tests
+(``whatsapp_coexistence/tests/payloads.py``, pure data) and are shared as ``import payloads``.
 """
 
 import sys
 from pathlib import Path
 
-TOOLS_DIR = Path(__file__).resolve().parent.parent / "whatsapp_coexistence" / "tools"
-if str(TOOLS_DIR) not in sys.path:
-    sys.path.insert(0, str(TOOLS_DIR))
+ADDON_DIR = Path(__file__).resolve().parent.parent / "whatsapp_coexistence"
+for path in (ADDON_DIR / "tools", ADDON_DIR / "tests"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))

@@ -18,6 +18,7 @@
         "views/wac_account_views.xml",
         "views/wac_message_views.xml",
         "views/wac_webhook_views.xml",
+        "views/wac_template_views.xml",
         "views/res_config_settings_views.xml",
         "views/whatsapp_coexistence_menus.xml",
     ],

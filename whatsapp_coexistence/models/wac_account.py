@@ -12,6 +12,7 @@ from ..const import (
     AUTOMATION_MODES,
     DEFAULT_GRAPH_BASE_URL,
     DEFAULT_GRAPH_VERSION,
+    PARAM_PREFIX,
     PARAM_APP_ID,
     PARAM_APP_SECRET,
     PARAM_ES_CONFIG_ID,
@@ -150,6 +151,8 @@ class WacAccount(models.Model):
     def _inverse_access_token(self):
         for account in self.filtered("access_token"):
             account._wac_set_token(account.access_token.strip())
+        # Drop the plaintext from the cache too: a read after the write must not return it.
+        self.invalidate_recordset(["access_token"], flush=False)
 
     @api.depends("token_set_on", "token_set_by", "token_hint")
     def _compute_token_info(self):
@@ -262,6 +265,8 @@ class WacAccount(models.Model):
             base_url=params.get_param(PARAM_GRAPH_BASE_URL) or DEFAULT_GRAPH_BASE_URL,
             app_id=params.get_param(PARAM_APP_ID) or None,
             app_secret=app_secret or None,
+            # A single number: Odoo's test harness (and some proxies) reject (connect, read) tuples.
+            timeout=float(params.get_param(PARAM_PREFIX + "graph_timeout") or 20),
         )
 
     @api.model
@@ -354,6 +359,9 @@ class WacAccount(models.Model):
             advice = self.env._(
                 "Meta refuses this number for the token's permissions or the account's status. "
                 "Check in WhatsApp Manager that the app still has access to the WABA.")
+        elif isinstance(error, wa_errors.RetryableError):
+            advice = self.env._(
+                "Meta is busy or temporarily unavailable; try again in a few minutes.")
         elif error.code == 100:
             advice = self.env._(
                 "Meta does not know this Phone Number ID for this token. Copy it again from "
