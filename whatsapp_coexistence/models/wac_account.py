@@ -12,13 +12,13 @@ from ..const import (
     AUTOMATION_MODES,
     DEFAULT_GRAPH_BASE_URL,
     DEFAULT_GRAPH_VERSION,
-    PARAM_PREFIX,
     PARAM_APP_ID,
     PARAM_APP_SECRET,
     PARAM_ES_CONFIG_ID,
     PARAM_GRAPH_BASE_URL,
     PARAM_GRAPH_VERSION,
     PARAM_KILL_SWITCH,
+    PARAM_PREFIX,
     PARAM_VERIFY_TOKEN,
 )
 from ..tools.wa_cloud import errors as wa_errors

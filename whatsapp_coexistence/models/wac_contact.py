@@ -131,9 +131,11 @@ class WacContact(models.Model):
         keys = [key for _ref, key, *_ in items if key]
         partners = self.env["res.partner"].search([
             ("wa_phone_key", "in", keys), ("company_id", "in", [company.id, False]),
-        ], order="company_id desc, id") if keys else self.env["res.partner"]
+            ("id", "not in", self.env["res.company"].sudo().search([]).partner_id.ids),
+        ], order="id") if keys else self.env["res.partner"]
         by_key = {}
-        for partner in partners:
+        # The company's own contacts first, then shared ones.
+        for partner in partners.sorted(lambda p: not p.company_id):
             by_key.setdefault(partner.wa_phone_key, partner)
         result, to_create = {}, []
         for ref, key, bsuid, name, number in items:

@@ -5,7 +5,6 @@ from markupsafe import Markup
 
 from odoo import api, fields, models
 
-from ..tools.wa_cloud import phone as wa_phone
 from ..tools.wa_cloud import webhook
 
 _logger = logging.getLogger(__name__)
@@ -142,20 +141,24 @@ class WacMessage(models.Model):
 
     def _wac_apply_best_status(self):
         self.ensure_one()
+        vals = {}
         best = self.status if self.status in webhook.STATUS_RANK else None
         best_row = None
         for row in self.status_ids:
             if webhook.status_supersedes(row.status, best):
                 best, best_row = row.status, row
-        if not best_row:
-            return
-        vals = {"status": best, "status_at": best_row.status_at}
-        if best == "failed":
-            vals.update(error_code=best_row.error_code, error_title=best_row.error_title,
-                        error_details=best_row.error_details)
-        if best_row.biz_opaque_callback_data and not self.biz_opaque_callback_data:
-            vals["biz_opaque_callback_data"] = best_row.biz_opaque_callback_data
-        self.write(vals)
+        if best_row:
+            vals.update(status=best, status_at=best_row.status_at)
+            if best == "failed":
+                vals.update(error_code=best_row.error_code, error_title=best_row.error_title,
+                            error_details=best_row.error_details)
+        # Meta echoes the callback data on some statuses only: take it from any of them.
+        opaque = next((r.biz_opaque_callback_data for r in self.status_ids
+                       if r.biz_opaque_callback_data), None)
+        if opaque and not self.biz_opaque_callback_data:
+            vals["biz_opaque_callback_data"] = opaque
+        if vals:
+            self.write(vals)
 
     # ------------------------------------------------------------
     # INBOUND, ECHOES, HISTORY
@@ -246,8 +249,12 @@ class WacMessage(models.Model):
         return messages
 
     @api.model
-    def _wac_ingest_history(self, account, chunks):
-        """Import history chunks in batches; record the sync's phase and progress."""
+    def _wac_ingest_history(self, account, chunks, business_number):
+        """Import history chunks in batches; record the sync's phase and progress.
+
+        :param business_number: the business number as Meta writes it in ``from``; a message
+            from it (or with ``from_me``) was sent by the business
+        """
         company_id = account.company_id.id
         imported = 0
         for chunk in chunks:
@@ -267,7 +274,7 @@ class WacMessage(models.Model):
                         continue
                     seen.add(msg.wamid)
                     contact = contacts.get(thread.wa_id)
-                    outbound = msg.sent_by_business(account.display_phone_number)
+                    outbound = msg.sent_by_business(business_number)
                     vals_list.append({
                         "company_id": company_id, "account_id": account.id,
                         "contact_id": contact.id if contact else False,
@@ -310,11 +317,3 @@ class WacMessage(models.Model):
                               contact_id=contacts.get(m.from_wa_id or m.bsuid,
                                                       self.env["wac.contact"]).id)
                          for m, vals in missing])
-
-    # ------------------------------------------------------------
-    # HELPERS
-    # ------------------------------------------------------------
-
-    @api.model
-    def _wac_digits(self, number):
-        return wa_phone.wa_digits(number) if number else ""

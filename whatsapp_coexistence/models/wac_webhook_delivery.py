@@ -19,6 +19,7 @@ DELIVERY_STATES = [
     ("done", "Processed"),
     ("partial", "Partly failed"),
     ("failed", "Failed"),
+    ("ignored", "Ignored"),
 ]
 
 
@@ -130,7 +131,8 @@ class WacWebhookDelivery(models.Model):
             try:
                 changes = webhook.parse_payload(json.loads(self.body))
             except ValueError as error:
-                self.write({"state": "failed", "error": sanitize(str(error))})
+                # Signed by Meta but not a WhatsApp payload: kept, visible, never an error.
+                self.write({"state": "ignored", "error": sanitize(str(error))})
                 return
             Event._wac_create_from_changes(self, changes)
         for event in self.event_ids.filtered(lambda e: e.state == "pending"):

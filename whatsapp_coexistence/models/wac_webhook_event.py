@@ -210,18 +210,23 @@ class WacWebhookEvent(models.Model):
         if media:
             Message._wac_upgrade_placeholders(account, media)
             return "%d media asset(s)" % len(media)
-        return Message._wac_ingest_history(account, webhook.history(value))
+        # The business number as Meta writes it in ``from`` (digits), not as the user typed it.
+        business_number = (value.get("metadata") or {}).get("display_phone_number")
+        return Message._wac_ingest_history(
+            account, webhook.history(value), business_number or account.display_phone_number)
 
     def _wac_handle_smb_app_state_sync(self, account, value):
         items = webhook.state_sync(value)
         return self.env["wac.contact"].sudo()._wac_ingest_state_sync(account, items)
 
     def _wac_handle_account_update(self, account, value):
-        return account._wac_apply_account_update(webhook.account_update(value))
+        return "; ".join(account._wac_apply_account_update(update)
+                         for update in webhook.account_update(value))
 
     def _wac_handle_template_event(self, account, value):
-        event = webhook.template_event(self.field, value)
-        return self.env["wac.template"].sudo()._wac_apply_event(account, event)
+        Template = self.env["wac.template"].sudo()
+        return "; ".join(Template._wac_apply_event(account, event)
+                         for event in webhook.template_event(self.field, value))
 
     _wac_handle_message_template_status_update = _wac_handle_template_event
     _wac_handle_message_template_quality_update = _wac_handle_template_event

@@ -1,1 +1,1 @@
-from . import test_account
+from . import test_account, test_security, test_vault, test_webhook, test_webhook_fields

@@ -144,6 +144,16 @@ class WacHttpCase(WacCaseMixin, HttpCase):
             self.run_jobs(trap)
 
     def run_jobs(self, trap):
+        """Perform the trapped jobs (and the jobs they enqueue) in the test transaction.
+
+        Jobs enqueued by a request hold the request's environment, whose cursor is closed once
+        the response is sent: rebind them to the test cursor, as the job runner would bind
+        them to its own.
+        """
         while trap.enqueued_jobs:
+            for job in trap.enqueued_jobs:
+                old = job.recordset.env
+                job.recordset = job.recordset.with_env(
+                    self.env(user=old.uid, su=old.su, context=old.context))
             trap.perform_enqueued_jobs()
         self.env.invalidate_all()

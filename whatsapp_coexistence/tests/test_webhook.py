@@ -1,0 +1,177 @@
+import json
+
+from odoo.tests import tagged
+from odoo.tools import mute_logger
+
+from ..const import PARAM_APP_SECRET, PARAM_VERIFY_TOKEN, WEBHOOK_ROUTE
+from . import payloads as P
+from .common import SALON, VERIFY_TOKEN, WacHttpCase
+
+CLINIC_PHONE = P.PHONE_NUMBER_ID  # Meta's example ids are the clinic's in the fake seed
+QUIET = "odoo.addons.whatsapp_coexistence.models.wac_webhook_delivery"
+
+
+@tagged("post_install", "-at_install")
+class TestWebhookTransport(WacHttpCase):
+    """Verification handshake, signature, size and JSON checks, dedupe: the HTTP contract."""
+
+    def test_get_verification(self):
+        url = "%s?hub.mode=subscribe&hub.verify_token=%s&hub.challenge=1158201444"
+        response = self.url_open(url % (WEBHOOK_ROUTE, VERIFY_TOKEN))
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.text, "1158201444")
+        self.assertTrue(response.headers["Content-Type"].startswith("text/plain"))
+        with mute_logger("odoo.addons.whatsapp_coexistence.controllers.webhook"):
+            for query in ("hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
+                          "hub.mode=unsubscribe&hub.verify_token=%s&hub.challenge=1" % VERIFY_TOKEN,
+                          "hub.challenge=1"):
+                response = self.url_open("%s?%s" % (WEBHOOK_ROUTE, query))
+                self.assertEqual(response.status_code, 403, query)
+            self.env["ir.config_parameter"].sudo().set_param(PARAM_VERIFY_TOKEN, "")
+            response = self.url_open(url % (WEBHOOK_ROUTE, ""))
+            self.assertEqual(response.status_code, 403, "an empty token never matches")
+
+    def test_signed_delivery_is_stored_then_processed(self):
+        with self.processing() as trap:
+            response = self.post_webhook(P.inbound_text())
+            self.assertEqual(response.status_code, 200)
+            delivery = self.env["wac.webhook.delivery"].search([], limit=1)
+            self.assertEqual(delivery.state, "received", "nothing is processed in the request")
+            trap.assert_jobs_count(1)
+        self.assertEqual(delivery.state, "done")
+        self.assertEqual(delivery.body, self.dumps(P.inbound_text()).decode())
+        self.assertEqual(delivery.event_ids.company_id, self.company_a)
+        self.assertEqual(self.env["wac.message"].search([("wamid", "=", P.TEXT_WAMID)]).body,
+                         "Does it come in another color?")
+
+    def test_refused_deliveries_are_counted_without_body(self):
+        Rejection = self.env["wac.webhook.rejection"]
+        body = self.dumps(P.inbound_text())
+        cases = [
+            (self.sign(body, secret="not-the-app-secret"), "bad_signature"),
+            (None, "missing_signature"),
+            ("sha256=", "bad_signature"),
+            ("sha1=" + "0" * 40, "bad_signature"),
+            (self.sign(body).upper(), "bad_signature"),
+        ]
+        with mute_logger(QUIET), self.processing() as trap:
+            for signature, reason in cases:
+                response = self.post_webhook(body=body, signature=signature)
+                self.assertEqual(response.status_code, 403, reason)
+                self.assertNotIn("sha256", response.text)
+            trap.assert_jobs_count(0)
+        self.assertFalse(self.env["wac.webhook.delivery"].search([]))
+        counts = {r.reason: r.count for r in Rejection.search([])}
+        self.assertEqual(counts, {"bad_signature": 4, "missing_signature": 1})
+        self.assertEqual(Rejection.search([], limit=1).last_size, len(body))
+
+    def test_no_app_secret_fails_closed(self):
+        self.env["ir.config_parameter"].sudo().set_param(PARAM_APP_SECRET, "")
+        with mute_logger(QUIET):
+            response = self.post_webhook(P.inbound_text())
+            self.assertEqual(response.status_code, 403)
+            # Not even a body signed with an empty key gets in.
+            response = self.post_webhook(P.inbound_text(), signature=self.sign(
+                self.dumps(P.inbound_text()), secret=""))
+            self.assertEqual(response.status_code, 403)
+        self.assertFalse(self.env["wac.webhook.delivery"].search([]))
+        self.assertEqual(self.env["wac.webhook.rejection"].search([]).reason, "no_secret")
+        items = {label: ok for ok, label, _h in self.account_a._wac_readiness()}
+        self.assertFalse(items["App Secret set: webhooks can be verified"])
+
+    def test_unicode_body_is_signed_over_the_escaped_raw_bytes(self):
+        payload = P.inbound_text(body="Olá, posso remarcar? äöå 😀", profile_name="João")
+        escaped = self.dumps(payload)
+        self.assertIn(b"\\u00e4\\u00f6\\u00e5", escaped)
+        with self.processing():
+            self.assertEqual(self.post_webhook(body=escaped).status_code, 200)
+        message = self.env["wac.message"].search([("wamid", "=", P.TEXT_WAMID)])
+        self.assertEqual(message.body, "Olá, posso remarcar? äöå 😀")
+        self.assertEqual(message.contact_id.profile_name, "João")
+        # A signature over decoded (re-serialised) bytes is not Meta's and is refused.
+        decoded = json.dumps(payload, ensure_ascii=False).encode()
+        with mute_logger(QUIET):
+            response = self.post_webhook(body=escaped, signature=self.sign(decoded))
+        self.assertEqual(response.status_code, 403)
+
+    def test_duplicate_delivery_is_acknowledged_once(self):
+        body = self.dumps(P.inbound_text())
+        with self.processing() as trap:
+            first = self.post_webhook(body=body)
+            second = self.post_webhook(body=body)
+            self.assertEqual((first.status_code, second.status_code), (200, 200))
+            self.assertEqual(second.json()["status"], "duplicate")
+            trap.assert_jobs_count(1)
+        delivery = self.env["wac.webhook.delivery"].search([])
+        self.assertEqual((len(delivery), delivery.redelivery_count), (1, 1))
+        self.assertEqual(self.env["wac.message"].search_count([("wamid", "=", P.TEXT_WAMID)]), 1)
+
+    def test_same_message_in_another_delivery_is_not_recorded_twice(self):
+        with self.processing():
+            self.post_webhook(P.inbound_text())
+            # Meta may resend the same message in a different envelope (other entry time).
+            other = P.inbound_text()
+            other["entry"][0]["time"] = 1749416999
+            self.post_webhook(other)
+        self.assertEqual(self.env["wac.webhook.delivery"].search_count([]), 2)
+        self.assertEqual(self.env["wac.message"].search_count([("wamid", "=", P.TEXT_WAMID)]), 1)
+
+    def test_malformed_json_and_oversized_body(self):
+        Rejection = self.env["wac.webhook.rejection"]
+        with mute_logger(QUIET):
+            for body in (b'{"object": "whatsapp_business_account", ', b"[1, 2]", b"\xff\xfe"):
+                response = self.post_webhook(body=body)
+                self.assertEqual(response.status_code, 400, body)
+            big = b'{"pad": "' + b"x" * (8 * 1024 * 1024 + 1) + b'"}'
+            response = self.post_webhook(body=big)
+            self.assertEqual(response.status_code, 413)
+        counts = {r.reason: r.count for r in Rejection.search([])}
+        self.assertEqual(counts, {"bad_json": 3, "too_large": 1})
+        self.assertFalse(self.env["wac.webhook.delivery"].search([]))
+
+    def test_batch_mixing_two_companies_is_routed_per_company(self):
+        clinic = P.inbound_text(wamid="wamid.clinic1", from_="5511991234567")
+        salon = P.inbound_text(phone_number_id=SALON["phone_number_id"],
+                               waba_id=SALON["waba_id"], wamid="wamid.salon1",
+                               from_="5521988887777")
+        batch = {"object": "whatsapp_business_account",
+                 "entry": clinic["entry"] + salon["entry"]}
+        batch["entry"][0]["changes"].append(
+            P.statuses(items=(("wamid.out.clinic", "sent", "1750030073"),))["entry"][0]
+            ["changes"][0])
+        with self.processing():
+            self.post_webhook(batch)
+        events = self.env["wac.webhook.event"].search([], order="change_index")
+        self.assertEqual(events.mapped("company_id"), self.company_a | self.company_b)
+        self.assertEqual(events.mapped("state"), ["done", "done", "done"])
+        by_wamid = {m.wamid: m for m in self.env["wac.message"].search([])}
+        self.assertEqual(by_wamid["wamid.clinic1"].company_id, self.company_a)
+        self.assertEqual(by_wamid["wamid.salon1"].company_id, self.company_b)
+        self.assertEqual(by_wamid["wamid.salon1"].partner_id.company_id, self.company_b)
+
+    def test_unknown_number_is_kept_unroutable_then_reprocessed(self):
+        payload = P.inbound_text(phone_number_id="777000111222333", waba_id="777000111222000")
+        with self.processing():
+            self.post_webhook(payload)
+        event = self.env["wac.webhook.event"].search([])
+        self.assertEqual((event.state, event.company_id.id), ("unroutable", False))
+        self.assertFalse(self.env["wac.message"].search([]))
+        self.assertFalse(event.with_user(self.manager_a).search([("id", "=", event.id)]),
+                         "an unroutable event belongs to no company")
+        self.account_b.write({"phone_number_id": "777000111222333"})
+        with self.processing():
+            event.action_reprocess()
+        self.assertEqual((event.state, event.company_id), ("done", self.company_b))
+        self.assertEqual(self.env["wac.message"].search([]).company_id, self.company_b)
+
+    def test_unknown_field_and_object_are_ignored(self):
+        payload = P.envelope("phone_number_quality_update", {"event": "FLAGGED"})
+        with self.processing():
+            self.assertEqual(self.post_webhook(payload).status_code, 200)
+            response = self.post_webhook({"object": "page", "entry": []})
+            self.assertEqual(response.status_code, 200)
+        event = self.env["wac.webhook.event"].search([])
+        self.assertEqual((event.field, event.state), ("phone_number_quality_update", "ignored"))
+        other = self.env["wac.webhook.delivery"].search([], limit=1)
+        self.assertEqual(other.state, "ignored")
+        self.assertIn("whatsapp_business_account", other.error)
