@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the importable Odoo 18 against this checkout's PostgreSQL, with this repository on the
-# addons path:  scripts/odoo.sh [odoo options...]
+# addons path:  scripts/odoo.sh [shell] [odoo options...]
 # It writes .run/odoo.conf once (database, addons path, data dir, encryption key) and reuses it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,4 +38,6 @@ channels = root:2,root.whatsapp:2
 os.chmod(conf, 0o600)
 PY
 fi
-exec python3 -m odoo -c "$conf" "$@"
+command=()
+case "${1:-}" in shell|neutralize|populate) command=("$1"); shift ;; esac
+exec python3 -m odoo "${command[@]}" -c "$conf" "$@"

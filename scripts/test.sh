@@ -29,9 +29,9 @@ BANNER
     exit "$failed"
 fi
 
-queue_job=$(grep -E '^odoo-addon-queue-job' requirements.txt)
-pip show odoo-addon-queue_job 2>/dev/null | grep -q "^Version: ${queue_job#*==}$" ||
-    pip install -q --no-deps "$queue_job"
+# shellcheck source=scripts/lib.sh
+. "$here/scripts/lib.sh"
+ensure_queue_job
 
 export WAC_RUN_DIR="$here/.run/test"
 rm -rf "$WAC_RUN_DIR"
@@ -54,6 +54,20 @@ for demo in without with; do
         failed=1
     else
         echo "install $demo demo data: clean"
+    fi
+    if [ "$demo" = with ]; then
+        # The demo data stores two access tokens and an App Secret: a dump holds ciphertext only.
+        dump="$logs/dump.sql"
+        pg_dump -h 127.0.0.1 -p "${WAC_PGPORT:-55432}" -U odoo "${db}_$demo" >"$dump"
+        leaks=$(grep -c -E "EAAGfake|fake-app-secret" "$dump")
+        tokens=$(grep -c "gAAAAA" "$dump")
+        if [ "$leaks" != 0 ] || [ "$tokens" -lt 3 ]; then
+            echo "database dump: FAILED ($leaks plaintext secret lines, $tokens ciphertext lines)"
+            failed=1
+        else
+            echo "database dump: no plaintext secret, $tokens Fernet ciphertext line(s)"
+        fi
+        rm -f "$dump"
     fi
     dropdb -h 127.0.0.1 -p "${WAC_PGPORT:-55432}" -U odoo --if-exists "${db}_$demo"
 done

@@ -23,6 +23,9 @@
         "views/whatsapp_coexistence_menus.xml",
     ],
     "demo": ["demo/wac_account_demo.xml"],
+    "assets": {
+        "web.assets_tests": ["whatsapp_coexistence/static/tests/tours/*.js"],
+    },
     "post_init_hook": "post_init_hook",
     "installable": True,
     "application": True,

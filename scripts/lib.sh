@@ -1,0 +1,10 @@
+# Shared by the scripts: sourced, not run.
+
+# OCA queue_job comes from PyPI; its wheel requires the "odoo" distribution, which is not on PyPI,
+# so it is installed without dependencies next to the importable Odoo, at the pinned version.
+ensure_queue_job() {
+    local spec
+    spec=$(grep -E '^odoo-addon-queue-job==' "$here/requirements.txt")
+    [ "$(pip show odoo-addon-queue_job 2>/dev/null | sed -n 's/^Version: //p')" = "${spec#*==}" ] ||
+        python3 -m pip install -q --no-deps "$spec"
+}

@@ -1,0 +1,59 @@
+/** @odoo-module **/
+
+import { registry } from "@web/core/registry";
+
+// The installation settings, as a system administrator sees them.
+registry.category("web_tour.tours").add("whatsapp_coexistence_settings", {
+    url: "/odoo/settings#whatsapp_coexistence",
+    steps: () => [
+        {
+            content: "The WhatsApp Coexistence block is there",
+            trigger: ".app_settings_block[data-key='whatsapp_coexistence']",
+        },
+        {
+            content: "The callback URL to paste into Meta is shown",
+            trigger: "[name=wac_callback_url]:contains('/whatsapp_coexistence/webhook')",
+        },
+        {
+            content: "Type a new App Secret",
+            trigger: "[name=wac_app_secret] input",
+            run: "edit app-secret-typed-in-the-browser",
+        },
+        {
+            content: "Save",
+            trigger: ".o_form_button_save",
+            run: "click",
+        },
+        {
+            content: "The secret is reported as set, never shown back",
+            trigger: "[name=wac_app_secret_info]:contains('encrypted')",
+        },
+        {
+            content: "The secret field is empty again",
+            trigger: "[name=wac_app_secret] input:value('')",
+        },
+    ],
+});
+
+// A WhatsApp manager tests the connection of the company's number.
+registry.category("web_tour.tours").add("whatsapp_coexistence_test_connection", {
+    steps: () => [
+        {
+            content: "The token is write-only: only its hint is shown",
+            trigger: "[name=token_info]:contains('ends with')",
+        },
+        {
+            content: "Test the connection",
+            trigger: "button[name=action_test_connection]",
+            run: "click",
+        },
+        {
+            content: "Meta's verified name comes back",
+            trigger: ".o_notification:contains('Connected to Clínica Sorriso')",
+        },
+        {
+            content: "The state is connected",
+            trigger: "[name=state] button[aria-checked=true]:contains('Connected')",
+        },
+    ],
+});
