@@ -38,16 +38,21 @@ class ResConfigSettings(models.TransientModel):
     wac_account_id = fields.Many2one(
         "wac.account", compute="_compute_wac_account_id", string="Account of this company")
 
+    # Settings are "new" records: a computed field is only filled in by the form's onchange
+    # when it depends on something, hence the dependency on company_id.
+    @api.depends("company_id")
     def _compute_wac_app_secret_info(self):
         ciphertext = self.env["ir.config_parameter"].sudo().get_param(PARAM_APP_SECRET)
         self.wac_app_secret_info = (
             self.env._("Set (encrypted). Type a new one to replace it.") if ciphertext
             else self.env._("Not set: every webhook is refused."))
 
+    @api.depends("company_id")
     def _compute_wac_callback_url(self):
         base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
         self.wac_callback_url = base.rstrip("/") + WEBHOOK_ROUTE
 
+    @api.depends("company_id")
     def _compute_wac_account_id(self):
         for settings in self:
             settings.wac_account_id = settings.company_id.wa_account_id

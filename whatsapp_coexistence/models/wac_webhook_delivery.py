@@ -126,7 +126,6 @@ class WacWebhookDelivery(models.Model):
         changes nothing (every object has its own key).
         """
         self.ensure_one()
-        Event = self.env["wac.webhook.event"]
         if not self.event_ids:
             try:
                 changes = webhook.parse_payload(json.loads(self.body))
@@ -134,7 +133,7 @@ class WacWebhookDelivery(models.Model):
                 # Signed by Meta but not a WhatsApp payload: kept, visible, never an error.
                 self.write({"state": "ignored", "error": sanitize(str(error))})
                 return
-            Event._wac_create_from_changes(self, changes)
+            self.env["wac.webhook.event"]._wac_create_from_changes(self, changes)
         for event in self.event_ids.filtered(lambda e: e.state == "pending"):
             if len(event.payload or "") > INLINE_CHANGE_MAX_BYTES:
                 event._wac_enqueue()

@@ -138,6 +138,15 @@ class TestWebhookFields(WacHttpCase):
         self.assertEqual(message.status, "delivered")
         self.assertEqual(status.message_id, message)
 
+    def test_out_of_band_error_is_kept_on_the_account(self):
+        value = {"messaging_product": "whatsapp", "metadata": P.metadata(),
+                 "errors": [{"code": 131060, "title": "Unsupported message",
+                             "error_data": {"details": "Check the WhatsApp Business App"}}]}
+        events = self.deliver(P.envelope("messages", value))
+        self.assertEqual(events.summary, "error 131060")
+        self.assertIn("131060", self.account_a.last_error)
+        self.assertIn("Check the WhatsApp Business App", self.account_a.last_error)
+
     # smb_message_echoes -------------------------------------------------------------------------
 
     def test_echo_is_outbound_from_the_app_and_opens_no_window(self):

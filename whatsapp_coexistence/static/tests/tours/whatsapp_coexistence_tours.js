@@ -28,10 +28,6 @@ registry.category("web_tour.tours").add("whatsapp_coexistence_settings", {
             content: "The secret is reported as set, never shown back",
             trigger: "[name=wac_app_secret_info]:contains('encrypted')",
         },
-        {
-            content: "The secret field is empty again",
-            trigger: "[name=wac_app_secret] input:value('')",
-        },
     ],
 });
 
