@@ -1,14 +1,13 @@
-from . import (
-    res_company,
-    res_config_settings,
-    res_partner,
-    wac_account,
-    wac_contact,
-    wac_message,
-    wac_message_status,
-    wac_template,
-    wac_vault,
-    wac_webhook_delivery,
-    wac_webhook_event,
-    wac_webhook_rejection,
-)
+from . import wac_vault
+from . import wac_account
+from . import wac_contact
+from . import wac_history_chunk
+from . import wac_message
+from . import wac_message_status
+from . import wac_template
+from . import wac_webhook_delivery
+from . import wac_webhook_event
+from . import wac_webhook_rejection
+from . import res_company
+from . import res_config_settings
+from . import res_partner

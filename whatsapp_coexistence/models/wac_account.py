@@ -116,6 +116,7 @@ class WacAccount(models.Model):
     history_progress = fields.Integer("History progress (%)", readonly=True, copy=False)
     history_chunks = fields.Integer("History chunks received", readonly=True, copy=False)
     history_messages = fields.Integer("History messages imported", readonly=True, copy=False)
+    history_chunk_ids = fields.One2many("wac.history.chunk", "account_id", readonly=True)
 
     # Health -----------------------------------------------------------------------------------
     last_check_on = fields.Datetime("Last test", readonly=True, copy=False)
@@ -513,11 +514,23 @@ class WacAccount(models.Model):
         if declined:
             self.write({"history_state": "declined"})
             return
+        # Chunks come out of order and may come twice: one row per (phase, chunk_order).
+        Chunk = self.env["wac.history.chunk"]
+        row = Chunk.search([("account_id", "=", self.id), ("phase", "=", chunk.phase or 0),
+                            ("chunk_order", "=", chunk.chunk_order or 0)])
+        if row:
+            row.write({"message_count": row.message_count + imported,
+                       "progress": max(row.progress, chunk.progress or 0)})
+        else:
+            Chunk.create({"company_id": self.company_id.id, "account_id": self.id,
+                          "phase": chunk.phase or 0, "chunk_order": chunk.chunk_order or 0,
+                          "progress": chunk.progress or 0, "message_count": imported})
+        done = chunk.complete or self.history_state == "done"
         self.write({
-            "history_state": "done" if chunk.complete else "importing",
+            "history_state": "done" if done else "importing",
             "history_phase": max(self.history_phase, chunk.phase or 0),
             "history_progress": max(self.history_progress, chunk.progress or 0),
-            "history_chunks": self.history_chunks + 1,
+            "history_chunks": Chunk.search_count([("account_id", "=", self.id)]),
             "history_messages": self.history_messages + imported,
         })
 

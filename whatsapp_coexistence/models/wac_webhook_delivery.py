@@ -2,7 +2,7 @@ import hashlib
 import json
 import logging
 
-from odoo import api, fields, models
+from odoo import SUPERUSER_ID, api, fields, models
 
 from ..tools.wa_cloud import signature as wa_signature
 from ..tools.wa_cloud import webhook
@@ -109,7 +109,9 @@ class WacWebhookDelivery(models.Model):
         delivery_id, inserted = self.env.cr.fetchone()
         if not inserted:
             return 200, "duplicate"
-        self.browse(delivery_id).with_delay(
+        # The job runs as OdooBot, not as the public user of the request: its notes and the
+        # managers' activities then have a real author.
+        self.with_user(SUPERUSER_ID).browse(delivery_id).with_delay(
             channel="root.whatsapp", description="WhatsApp webhook delivery %d" % delivery_id,
             identity_key="wac-delivery-%d" % delivery_id,
         )._wac_process()

@@ -3,7 +3,7 @@ import logging
 
 import psycopg2
 
-from odoo import api, fields, models
+from odoo import SUPERUSER_ID, api, fields, models
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
@@ -115,7 +115,7 @@ class WacWebhookEvent(models.Model):
     # ------------------------------------------------------------
 
     def _wac_enqueue(self, eta=None):
-        for event in self:
+        for event in self.with_user(SUPERUSER_ID):
             event.with_delay(
                 channel="root.whatsapp", eta=eta, identity_key="wac-event-%d" % event.id,
                 description="WhatsApp webhook event %s #%d" % (event.field, event.id),

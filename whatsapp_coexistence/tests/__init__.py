@@ -1,2 +1,6 @@
-from . import test_account, test_security, test_vault, test_webhook, test_webhook_fields
+from . import test_account
+from . import test_security
+from . import test_vault
+from . import test_webhook
+from . import test_webhook_fields
 from . import test_ui

@@ -53,8 +53,10 @@ class WacCaseMixin:
         params.set_param(PARAM_VERIFY_TOKEN, VERIFY_TOKEN)
         params.set_param(PARAM_KILL_SWITCH, False)
         brazil = env.ref("base.br")
-        cls.company_a = env["res.company"].create({"name": "Clínica A", "country_id": brazil.id})
-        cls.company_b = env["res.company"].create({"name": "Salão B", "country_id": brazil.id})
+        cls.company_a = env["res.company"].create({
+            "name": "Clínica A", "country_id": brazil.id, "email": "clinica@example.com"})
+        cls.company_b = env["res.company"].create({
+            "name": "Salão B", "country_id": brazil.id, "email": "salao@example.com"})
         cls.account_a = cls._wac_account(cls.company_a, CLINIC)
         cls.account_b = cls._wac_account(cls.company_b, SALON)
         manager = "base.group_user,whatsapp_coexistence.whatsapp_coexistence_group_manager"

@@ -175,7 +175,14 @@ class TestWebhookFields(WacHttpCase):
         self.deliver(P.history_chunk(phase=0, chunk_order=1, progress=100), P.history_media())
         self.assertEqual(self.env["wac.message"].search_count([("source", "=", "history")]), 4)
         self.assertRecordValues(self.account_a, [{"history_state": "done",
-                                                  "history_progress": 100}])
+                                                  "history_progress": 100, "history_chunks": 2,
+                                                  "history_messages": 4}])
+        chunks = self.account_a.history_chunk_ids
+        self.assertEqual([(c.chunk_order, c.progress) for c in chunks], [(1, 100), (2, 55)])
+        # A late chunk of a lower progress does not reopen a finished sync.
+        self.deliver(P.history_chunk(phase=0, chunk_order=2, progress=55,
+                                     threads=[]))
+        self.assertEqual(self.account_a.history_state, "done")
         upgraded = self.message(P.PLACEHOLDER_WAMID)
         self.assertRecordValues(upgraded, [{"is_placeholder": False, "message_type": "image",
                                             "media_id": "24230790383178626"}])
