@@ -16,6 +16,7 @@
         "data/ir_config_parameter_data.xml",
         "data/queue_job_data.xml",
         "views/wac_account_views.xml",
+        "views/onboarding_templates.xml",
         "views/wac_message_views.xml",
         "views/wac_webhook_views.xml",
         "views/wac_template_views.xml",

@@ -1,1 +1,2 @@
+from . import onboarding
 from . import webhook

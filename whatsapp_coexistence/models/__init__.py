@@ -2,6 +2,7 @@ from . import wac_vault
 from . import wac_account
 from . import wac_contact
 from . import wac_history_chunk
+from . import wac_onboarding
 from . import wac_message
 from . import wac_message_status
 from . import wac_template

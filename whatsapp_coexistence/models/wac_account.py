@@ -124,6 +124,7 @@ class WacAccount(models.Model):
     last_error = fields.Text(readonly=True, copy=False)
     onboarded_on = fields.Datetime(readonly=True, copy=False)
     onboarded_by = fields.Many2one("res.users", readonly=True, copy=False)
+    onboarding_ids = fields.One2many("wac.onboarding", "account_id", readonly=True)
     readiness_html = fields.Html("Readiness", compute="_compute_readiness", sanitize=False)
     readiness_summary = fields.Char(compute="_compute_readiness")
 
@@ -332,6 +333,37 @@ class WacAccount(models.Model):
             name=self.verified_name or "?", number=self.display_phone_number or "?",
             quality=dict(self._fields["quality_rating"]._description_selection(self.env)).get(
                 self.quality_rating)), "success")
+
+    def action_wac_embedded_signup(self):
+        """Open Meta's Embedded Signup for this company (also to reconnect)."""
+        self.ensure_one()
+        return {"type": "ir.actions.act_url", "target": "self",
+                "url": "/whatsapp_coexistence/onboarding/%d" % self.id}
+
+    def action_wac_disconnect(self):
+        """Stop using the number from Odoo: unsubscribe the app, forget the token.
+
+        The number keeps working in the WhatsApp Business App. Meta's side (removing the
+        partner from the WABA) stays with the business, in WhatsApp Manager.
+        """
+        self.ensure_one()
+        self.check_access("write")
+        note = self.env._("Disconnected from Odoo by %s.", self.env.user.name)
+        if self.sudo().access_token_enc and self.waba_id:
+            try:
+                self._wac_client().unsubscribe_app(self.waba_id)
+            except wa_errors.WaCloudError as error:
+                note += " " + self.env._("Meta did not confirm the unsubscription: %s", error)
+        self.env["wac.onboarding"].sudo().create({
+            "company_id": self.company_id.id, "account_id": self.id, "user_id": self.env.uid,
+            "state": "disconnected", "waba_id": self.waba_id,
+            "phone_number_id": self.phone_number_id, "steps": note,
+            "finished_at": fields.Datetime.now()})
+        self.sudo().write({"access_token_enc": False, "token_set_on": False,
+                           "token_set_by": False, "token_hint": False})
+        self.write({"state": "disconnected", "state_reason": note, "last_check_ok": False})
+        self.message_post(body=note, subtype_xmlid="mail.mt_note")
+        return True
 
     def _wac_record_error(self, error):
         """Store a Meta error on the account (sanitized) and return what to tell the user."""

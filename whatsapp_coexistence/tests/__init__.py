@@ -4,3 +4,4 @@ from . import test_vault
 from . import test_webhook
 from . import test_webhook_fields
 from . import test_ui
+from . import test_onboarding

@@ -53,3 +53,23 @@ registry.category("web_tour.tours").add("whatsapp_coexistence_test_connection", 
         },
     ],
 });
+
+// The Embedded Signup page in sandbox mode: Meta's window is replaced by a form.
+registry.category("web_tour.tours").add("whatsapp_coexistence_onboarding", {
+    steps: () => [
+        {
+            content: "Type the code the fake Graph server handed out",
+            trigger: "#wac_es_code",
+            run: "edit AQDfakedemocodeclinic0001",
+        },
+        {
+            content: "Finish the signup",
+            trigger: "#wac_es_sandbox button[type=submit]",
+            run: "click",
+        },
+        {
+            content: "The number is connected",
+            trigger: "#wac_es_status.alert-success:contains('is connected to')",
+        },
+    ],
+});
