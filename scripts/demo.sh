@@ -30,6 +30,11 @@ if ! psql -h 127.0.0.1 -p "${WAC_PGPORT:-55432}" -U odoo -d postgres -tAc \
     scripts/odoo.sh -d "$db" -i whatsapp_coexistence --stop-after-init --http-port="$port" \
         --log-level=warn >"$WAC_RUN_DIR/demo_install.log" 2>&1 ||
         { tail -n 30 "$WAC_RUN_DIR/demo_install.log"; exit 1; }
+else
+    echo "Updating the addon in the demo database $db..."
+    scripts/odoo.sh -d "$db" -u whatsapp_coexistence --stop-after-init --http-port="$port" \
+        --log-level=warn >"$WAC_RUN_DIR/demo_install.log" 2>&1 ||
+        { tail -n 30 "$WAC_RUN_DIR/demo_install.log"; exit 1; }
 fi
 
 pids=()

@@ -198,4 +198,5 @@ class WacOnboarding(models.Model):
             # JSON inside a <script> element: not HTML-escaped, but "</" cannot close it.
             "config": Markup(config.replace("</", "<\\/")),
             "sandbox": not base_url.startswith("https://graph.facebook.com"),
+            "graph_base_url": base_url.rstrip("/"),
         }
