@@ -5,10 +5,16 @@ from . import wac_history_chunk
 from . import wac_onboarding
 from . import wac_message
 from . import wac_message_status
+from . import wac_message_automation
 from . import wac_template
+from . import wac_template_mapping
+from . import wac_rate_limit
+from . import wac_send
 from . import wac_webhook_delivery
 from . import wac_webhook_event
 from . import wac_webhook_rejection
 from . import res_company
 from . import res_config_settings
 from . import res_partner
+from . import calendar_event
+from . import calendar_attendee

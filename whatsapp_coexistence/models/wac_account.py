@@ -1,3 +1,4 @@
+import json
 import logging
 import re
 import unicodedata
@@ -23,6 +24,7 @@ from ..const import (
 )
 from ..tools.wa_cloud import errors as wa_errors
 from ..tools.wa_cloud import phone as wa_phone
+from ..tools.wa_cloud import template_library
 from ..tools.wa_cloud.client import GraphClient
 from ..tools.wa_cloud.vault import mask
 
@@ -97,6 +99,45 @@ class WacAccount(models.Model):
         help="When set, automated messages only go to these numbers. One number per line; "
         "numbers without a country code use the company's country.",
     )
+
+    # Automation settings (appointments) -------------------------------------------------------
+    reminder_offset_hours = fields.Float(
+        "Reminder before (hours)", default=24.0,
+        help="How long before an appointment its reminder goes.")
+    rate_limit_mps = fields.Float(
+        "Messages per second", default=20.0,
+        help="Cap on this number's automated messages. Coexistence numbers have a fixed "
+        "throughput of 20 messages per second at Meta (error 130429 beyond it).")
+    recipient_spacing_s = fields.Float(
+        "Seconds between two messages to one person", default=6.0,
+        help="Meta refuses bursts to the same person (pair rate limit, error 131056).")
+    recipient_daily_cap = fields.Integer(
+        "Messages per person per day", default=10,
+        help="Safety net: beyond it, automated messages to that person fail for a person to "
+        "look at. 0 = no cap.")
+    quiet_hours_start = fields.Float(
+        "Quiet hours from", default=21.0,
+        help="Reminders are not sent between these hours (company's local time); they wait "
+        "for the end. Equal hours mean no quiet hours.")
+    quiet_hours_end = fields.Float("Quiet hours until", default=8.0)
+    reply_confirm_words = fields.Char(
+        "Answers that confirm", required=True,
+        default="1, SIM, S, CONFIRMAR, CONFIRMO, CONFIRMAR PRESENÇA, CONFIRMAR NOVO HORÁRIO, "
+        "CONFIRM, YES",
+        help="A reply made of one of these words (comma-separated; case, accents and "
+        "punctuation ignored) confirms the appointment.")
+    reply_cancel_words = fields.Char(
+        "Answers that cancel", required=True,
+        default="2, NÃO, NAO, N, CANCELAR HORÁRIO, DESMARCAR, CANCEL, CANCEL APPOINTMENT, NO",
+        help="A reply made of one of these words declines the appointment.")
+    manual_message_text = fields.Text(
+        "Manual message",
+        help="Text of the WhatsApp (manual) button of appointments; empty means the default "
+        "text in the company's language (Portuguese or English). Placeholders: {name}, "
+        "{first_name}, {date}, {time}, {weekday}, {location}, {organizer}, {company}, {title}. "
+        "*bold* and _italics_ work in WhatsApp.")
+    template_ids = fields.One2many("wac.template", "account_id", string="Templates")
+    templates_synced_on = fields.Datetime(readonly=True, copy=False)
 
     # Consent ----------------------------------------------------------------------------------
     opt_out_keywords = fields.Char(
@@ -566,6 +607,135 @@ class WacAccount(models.Model):
             "history_messages": self.history_messages + imported,
         })
 
+
+    # ------------------------------------------------------------
+    # APPOINTMENT AUTOMATION
+    # ------------------------------------------------------------
+
+    @api.constrains("quiet_hours_start", "quiet_hours_end", "rate_limit_mps",
+                    "recipient_spacing_s", "reminder_offset_hours", "recipient_daily_cap")
+    def _check_automation_settings(self):
+        for account in self:
+            if not (0 <= account.quiet_hours_start <= 24 and 0 <= account.quiet_hours_end <= 24):
+                raise ValidationError(self.env._("Quiet hours are between 0 and 24."))
+            if account.rate_limit_mps < 0 or account.recipient_spacing_s < 0 \
+                    or account.reminder_offset_hours < 0 or account.recipient_daily_cap < 0:
+                raise ValidationError(self.env._(
+                    "Rates, spacings, offsets and caps cannot be negative."))
+
+    @api.constrains("automation_mode", "pilot_allowlist")
+    def _check_hello_world_mappings(self):
+        Mapping = self.env["wac.template.mapping"].sudo()
+        for account in self.filtered(
+                lambda a: a.automation_mode == "enabled" and not a.pilot_allowlist):
+            if Mapping.search_count([("template_id.account_id", "=", account.id),
+                                     ("template_id.name", "=", "hello_world")]):
+                raise ValidationError(self.env._(
+                    "hello_world is Meta's sample template: a company that maps it can only "
+                    "enable automation with a pilot allowlist. Map an appointment template "
+                    "instead, or fill the allowlist."))
+
+    @api.model
+    def _wac_default_manual_text(self, lang=None):
+        """The default text of the manual wa.me message, in Portuguese or English."""
+        if (lang or "").startswith("pt"):
+            return ("Olá, *{first_name}*! 👋\n\n"
+                    "Seu horário com a equipe *{company}*:\n"
+                    "📅 {date}\n"
+                    "🕒 {time}\n"
+                    "📍 {location}\n\n"
+                    "Responda com o número da opção:\n"
+                    "1 - Confirmar\n"
+                    "2 - Cancelar")
+        return ("Hello *{first_name}*! 👋\n\n"
+                "Your appointment with *{company}*:\n"
+                "📅 {date}\n"
+                "🕒 {time}\n"
+                "📍 {location}\n\n"
+                "Reply with the number of your choice:\n"
+                "1 - Confirm\n"
+                "2 - Cancel")
+
+    def action_load_default_manual_text(self):
+        """Fill the manual message with the default text, in the company's language, to edit."""
+        for account in self:
+            account.manual_message_text = account._wac_default_manual_text(
+                account.company_id.partner_id.lang)
+
+    def action_sync_templates(self):
+        """Bring this company's templates in line with its WABA (all pages)."""
+        self.ensure_one()
+        try:
+            created, updated, deleted = self.env["wac.template"]._wac_sync_account(self)
+        except wa_errors.WaCloudError as error:
+            return self._wac_notify(self._wac_record_error(error), "danger")
+        self.templates_synced_on = fields.Datetime.now()
+        return self._wac_notify(self.env._(
+            "Templates synced: %(created)s new, %(updated)s updated, %(deleted)s no longer at "
+            "Meta.", created=created, updated=updated, deleted=deleted), "success")
+
+    @api.model
+    def _wac_cron_sync_templates(self):
+        """Daily: sync the templates of every connected account; one failure stops nothing."""
+        for account in self.search([("state", "=", "connected"), ("waba_id", "!=", False)]):
+            try:
+                self.env["wac.template"]._wac_sync_account(account)
+                account.templates_synced_on = fields.Datetime.now()
+            except (wa_errors.WaCloudError, UserError) as error:
+                _logger.warning("Template sync of %s failed: %s", account.display_name, error)
+                account.last_error = wa_errors.sanitize(str(error))
+
+    def action_create_appointment_templates(self):
+        """Submit the ready-made appointment templates (UTILITY; confirmation, reminder,
+        reschedule, cancellation; pt_BR and en_US) to this company's WABA.
+
+        Idempotent: a template this WABA already has (same name and language) is skipped.
+        Each template's outcome is reported on its own line; their approval then arrives by
+        webhook or sync, and approved ones are mapped automatically.
+        """
+        self.ensure_one()
+        if not self.waba_id:
+            raise UserError(self.env._("Fill in the WhatsApp Business Account ID first."))
+        Template = self.env["wac.template"]
+        try:
+            Template._wac_sync_account(self)
+        except wa_errors.WaCloudError as error:
+            return self._wac_notify(self._wac_record_error(error), "danger")
+        existing = {(t.name, t.language): t for t in self.template_ids}
+        client = self._wac_client()
+        lines, failed = [], 0
+        for kind, lang in template_library.entries():
+            payload = template_library.creation_payload(kind, lang)
+            key = (payload["name"], lang)
+            if key in existing:
+                lines.append(self.env._("%(name)s (%(lang)s): already in the WABA (%(status)s)",
+                                        name=key[0], lang=lang,
+                                        status=existing[key].status or "?"))
+                continue
+            try:
+                answer = client.create_template(self.waba_id, payload)
+            except wa_errors.WaCloudError as error:
+                failed += 1
+                lines.append(self.env._("%(name)s (%(lang)s): refused: %(error)s",
+                                        name=key[0], lang=lang, error=str(error)))
+                continue
+            Template.create({
+                "company_id": self.company_id.id, "account_id": self.id, "name": key[0],
+                "language": lang, "meta_template_id": str(answer.get("id") or "") or False,
+                "status": answer.get("status") if answer.get("status") in dict(
+                    Template._fields["status"].selection) else "PENDING",
+                "category": answer.get("category") or "UTILITY",
+                "parameter_format": "NAMED",
+                "components": json.dumps(payload["components"], ensure_ascii=False,
+                                         sort_keys=True),
+            })
+            lines.append(self.env._("%(name)s (%(lang)s): submitted for approval",
+                                    name=key[0], lang=lang))
+        self.message_post(body=Markup("<p>%s</p><ul>%s</ul>") % (
+            self.env._("Appointment templates"),
+            Markup("").join(Markup("<li>%s</li>") % line for line in lines)),
+            subtype_xmlid="mail.mt_note")
+        return self._wac_notify("\n".join(lines), "warning" if failed else "success")
 
 def _fold(text):
     """Upper-case, accent-free, single-spaced form of a keyword or a short message."""

@@ -1,4 +1,14 @@
+import json
+import logging
+
 from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+from ..tools.wa_cloud import errors as wa_errors
+from ..tools.wa_cloud import template_library
+from ..tools.wa_cloud.template_params import TemplateSpec
+
+_logger = logging.getLogger(__name__)
 
 TEMPLATE_STATUSES = [
     ("PENDING", "Pending"),
@@ -15,10 +25,21 @@ TEMPLATE_STATUSES = [
 QUALITY_SCORES = [("GREEN", "High"), ("YELLOW", "Medium"), ("RED", "Low"), ("UNKNOWN", "Unknown")]
 # message_template_status_update events that are not statuses of their own.
 EVENT_STATUS = {"UNARCHIVED": "APPROVED", "REINSTATED": "APPROVED", "FLAGGED": "APPROVED"}
+# What ``GET /<WABA_ID>/message_templates`` is asked for (Meta's default omits quality).
+SYNC_FIELDS = ("name", "language", "status", "category", "components", "parameter_format",
+               "id", "quality_score", "rejected_reason")
+#: Meta's sample template: it may only reach pilot numbers or dry runs (issue 4).
+HELLO_WORLD = "hello_world"
 
 
 class WacTemplate(models.Model):
-    """A message template of a company's WABA, kept current by sync and by webhooks."""
+    """A message template of a company's WABA, kept current by sync and by webhooks.
+
+    The components are stored as Meta lists them (JSON); what a send must provide is read from
+    them by :class:`~..tools.wa_cloud.template_params.TemplateSpec`. Templates that disappear
+    from the WABA are marked ``DELETED``, never unlinked: mappings and sent messages keep
+    pointing at them.
+    """
 
     _name = "wac.template"
     _description = "WhatsApp Coexistence template"
@@ -36,10 +57,89 @@ class WacTemplate(models.Model):
     status_reason = fields.Char(readonly=True)
     quality_score = fields.Selection(QUALITY_SCORES, readonly=True)
 
+    # Content, from the sync -------------------------------------------------------------------
+    components = fields.Text(readonly=True, help="The template's components as Meta lists them "
+                             "(JSON).")
+    parameter_format = fields.Selection(
+        [("POSITIONAL", "Positional ({{1}})"), ("NAMED", "Named ({{name}})")], readonly=True)
+    header_text = fields.Char(compute="_compute_content", store=True)
+    body_text = fields.Text(compute="_compute_content", store=True)
+    footer_text = fields.Char(compute="_compute_content", store=True)
+    buttons_text = fields.Char("Buttons", compute="_compute_content", store=True)
+    param_names = fields.Char(
+        "Parameters", compute="_compute_content", store=True,
+        help="What a send fills, as component:name (body:1, body:customer_name...).")
+    param_count = fields.Integer("Parameter count", compute="_compute_content", store=True)
+    content_problems = fields.Char(
+        compute="_compute_content", store=True,
+        help="Parts of the template that appointment messages cannot fill.")
+    library_type = fields.Selection(
+        [("confirmation", "Confirmation"), ("reminder", "Reminder"),
+         ("reschedule", "Reschedule"), ("cancellation", "Cancellation")],
+        compute="_compute_library_type", store=True,
+        help="Set for the ready-made appointment templates of this addon.")
+    synced_on = fields.Datetime("Last synced", readonly=True)
+    mapping_ids = fields.One2many("wac.template.mapping", "template_id", string="Mappings")
+
     _sql_constraints = [
         ("name_lang_uniq", "unique(account_id, name, language)",
          "A template exists once per language in a WABA."),
     ]
+
+    # ------------------------------------------------------------
+    # COMPUTE
+    # ------------------------------------------------------------
+
+    @api.depends("components", "parameter_format", "name", "language")
+    def _compute_content(self):
+        for template in self:
+            spec = template._wac_spec()
+            template.header_text = spec.header_text or False
+            template.body_text = spec.body_text or False
+            template.footer_text = spec.footer_text or False
+            template.buttons_text = " | ".join(
+                "%s%s" % (b.text, "" if b.type == "QUICK_REPLY" else " (%s)" % b.type.lower())
+                for b in spec.buttons) or False
+            template.param_names = ", ".join(spec.param_keys) or False
+            template.param_count = len(spec.params)
+            template.content_problems = "; ".join(spec.problems) if template.components \
+                else False
+
+    @api.depends("name")
+    def _compute_library_type(self):
+        for template in self:
+            template.library_type = template_library.message_type_of(template.name)
+
+    @api.depends("name", "language", "status")
+    def _compute_display_name(self):
+        labels = dict(self._fields["status"]._description_selection(self.env))
+        for template in self:
+            template.display_name = "%s (%s)%s" % (
+                template.name, template.language,
+                "" if template.status == "APPROVED"
+                else " - %s" % labels.get(template.status, "?"))
+
+    def _wac_components(self):
+        """The stored components as a list (empty when unknown or unreadable)."""
+        self.ensure_one()
+        try:
+            value = json.loads(self.components or "[]")
+        except ValueError:
+            return []
+        return value if isinstance(value, list) else []
+
+    def _wac_spec(self):
+        """What a send of this template must provide.
+
+        :rtype: TemplateSpec
+        """
+        self.ensure_one()
+        return TemplateSpec.from_components(self.name, self.language, self._wac_components(),
+                                            self.parameter_format)
+
+    # ------------------------------------------------------------
+    # WEBHOOKS
+    # ------------------------------------------------------------
 
     @api.model
     def _wac_apply_event(self, account, event):
@@ -71,4 +171,134 @@ class WacTemplate(models.Model):
                                         language=event.language))
         else:
             return "Template %s unknown; sync the templates, then reprocess" % event.template_id
+        if template.status == "APPROVED":
+            template._wac_ensure_library_mappings()
         return "%s %s: %s" % (template.name, template.language, template.status or "?")
+
+    # ------------------------------------------------------------
+    # SYNC
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_vals_from_meta(self, item):
+        """Template values from one item of ``GET message_templates``."""
+        quality = item.get("quality_score")
+        if isinstance(quality, dict):
+            quality = quality.get("score")
+        status = str(item.get("status") or "").upper()
+        vals = {
+            "name": item.get("name"),
+            "language": item.get("language"),
+            "meta_template_id": str(item["id"]) if item.get("id") else False,
+            "category": item.get("category") or False,
+            "components": json.dumps(item.get("components") or [], ensure_ascii=False,
+                                     sort_keys=True),
+            "parameter_format": str(item.get("parameter_format") or "").upper() or False,
+            "status_reason": (item.get("rejected_reason")
+                              if item.get("rejected_reason") not in (None, "NONE") else False),
+        }
+        if vals["parameter_format"] not in ("POSITIONAL", "NAMED"):
+            vals["parameter_format"] = False
+        if status in dict(TEMPLATE_STATUSES):
+            vals["status"] = status
+        if quality in dict(QUALITY_SCORES):
+            vals["quality_score"] = quality
+        return vals
+
+    @api.model
+    def _wac_sync_account(self, account):
+        """Bring the templates of ``account`` in line with its WABA.
+
+        Upsert by Meta id, then by (name, language); the pages of ``GET message_templates``
+        are followed to the end. Only after a complete listing are the templates Meta no longer
+        lists marked ``DELETED`` (a failed page must not delete anything).
+
+        :raises WaCloudError: when Meta refuses or cannot be reached
+        :returns: ``(created, updated, deleted)`` counts
+        """
+        account.ensure_one()
+        if not account.waba_id:
+            raise UserError(self.env._(
+                "Fill in the WhatsApp Business Account ID of %(company)s first.",
+                company=account.company_id.name))
+        items = list(account._wac_client().iter_templates(account.waba_id, fields=SYNC_FIELDS))
+        existing = self.with_context(active_test=False).search([("account_id", "=", account.id)])
+        by_meta_id = {t.meta_template_id: t for t in existing if t.meta_template_id}
+        by_key = {(t.name, t.language): t for t in existing}
+        now = fields.Datetime.now()
+        seen, to_create = self.browse(), []
+        created = updated = 0
+        for item in items:
+            if not item.get("name") or not item.get("language"):
+                continue
+            vals = self._wac_vals_from_meta(item)
+            template = by_meta_id.get(vals["meta_template_id"]) or by_key.get(
+                (vals["name"], vals["language"]))
+            if template:
+                changed = {k: v for k, v in vals.items() if template[k] != v}
+                if changed:
+                    template.write(dict(changed, synced_on=now))
+                    updated += 1
+                seen |= template
+            else:
+                to_create.append(dict(vals, account_id=account.id, synced_on=now,
+                                      company_id=account.company_id.id))
+        new = self.create(to_create)
+        created = len(new)
+        gone = existing - seen - existing.filtered(lambda t: t.status == "DELETED")
+        gone.write({"status": "DELETED", "synced_on": now})
+        (seen | new).filtered(lambda t: t.status == "APPROVED")._wac_ensure_library_mappings()
+        return created, updated, len(gone)
+
+    @api.model
+    def action_sync_all(self):
+        """Sync the templates of every connected account of the selected companies."""
+        accounts = self.env["wac.account"].search([
+            ("company_id", "in", self.env.companies.ids), ("waba_id", "!=", False)])
+        if not accounts:
+            raise UserError(self.env._(
+                "No WhatsApp account with a WABA ID in the selected companies."))
+        messages, kind = [], "success"
+        for account in accounts:
+            try:
+                created, updated, deleted = self._wac_sync_account(account)
+            except wa_errors.WaCloudError as error:
+                messages.append("%s: %s" % (account.company_id.name,
+                                            account._wac_record_error(error)))
+                kind = "danger"
+                continue
+            messages.append(self.env._(
+                "%(company)s: %(created)s new, %(updated)s updated, %(deleted)s deleted",
+                company=account.company_id.name, created=created, updated=updated,
+                deleted=deleted))
+        return accounts[:1]._wac_notify("\n".join(messages), kind)
+
+    @api.model
+    def action_create_library_all(self):
+        """Submit the ready-made appointment templates to the current company's WABA."""
+        account = self.env.company.wa_account_id
+        if not account:
+            raise UserError(self.env._(
+                "%(company)s has no WhatsApp account yet.", company=self.env.company.name))
+        return account.action_create_appointment_templates()
+
+    # ------------------------------------------------------------
+    # LIBRARY
+    # ------------------------------------------------------------
+
+    def _wac_ensure_library_mappings(self):
+        """Map each approved library template to its message type, for companies that have no
+        mapping for that type and language yet; parameters follow the library's sources."""
+        Mapping = self.env["wac.template.mapping"].sudo().with_context(active_test=False)
+        for template in self.filtered(lambda t: t.library_type and t.status == "APPROVED"):
+            exists = Mapping.search_count([
+                ("company_id", "=", template.company_id.id),
+                ("message_type", "=", template.library_type),
+                ("language", "=", template.language)])
+            if exists:
+                continue
+            Mapping.create({
+                "company_id": template.company_id.id,
+                "message_type": template.library_type,
+                "template_id": template.id,
+            })

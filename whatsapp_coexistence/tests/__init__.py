@@ -4,4 +4,8 @@ from . import test_vault
 from . import test_webhook
 from . import test_webhook_fields
 from . import test_ui
+from . import test_automation
+from . import test_send
+from . import test_automation_reply, test_template
+from . import test_rate_limit
 from . import test_onboarding

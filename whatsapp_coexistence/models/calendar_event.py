@@ -1,0 +1,161 @@
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+# Context key: the calendar change comes from this addon and must not plan messages.
+NO_AUTOMATION = "wac_no_automation"
+
+
+class CalendarEvent(models.Model):
+    """Appointments trigger WhatsApp messages: created → confirmation (+ reminder), moved →
+    reschedule (+ reminder moved), archived or deleted → cancellation (reminder dropped).
+
+    The sending company is ``wa_company_id``: the company the user works in when booking
+    (Odoo's usual default), editable on the appointment. It decides the number, the templates,
+    the limits and the time zone of the messages.
+    """
+
+    _inherit = "calendar.event"
+
+    wa_company_id = fields.Many2one(
+        "res.company", string="WhatsApp company", index=True,
+        default=lambda self: self.env.company,
+        domain="[('id', 'in', allowed_company_ids)]",
+        help="The company whose WhatsApp number writes to the attendees about this "
+        "appointment.")
+    wa_automation_note = fields.Char(
+        "WhatsApp automation", readonly=True, copy=False,
+        help="What the WhatsApp automation planned for this appointment, or why nothing.")
+    wa_message_ids = fields.One2many("wac.message", compute="_compute_wa_message_ids",
+                                     string="WhatsApp messages")
+    wa_message_count = fields.Integer(compute="_compute_wa_message_ids")
+    wa_attendee_ids = fields.One2many(
+        "calendar.attendee", compute="_compute_wa_attendee_ids", string="Customers",
+        help="Attendees who are not users of this database: the ones WhatsApp writes to.")
+    wa_manual_partner_id = fields.Many2one(
+        "res.partner", compute="_compute_wa_manual_partner_id",
+        help="The customer the WhatsApp (manual) button writes to.")
+
+    def _compute_wa_message_ids(self):
+        Message = self.env["wac.message"]
+        allowed = Message.has_access("read")
+        messages = Message.search([("res_model", "=", "calendar.event"),
+                                   ("res_id", "in", self.ids)]) if allowed and self.ids \
+            else Message
+        for event in self:
+            event.wa_message_ids = messages.filtered(lambda m, e=event: m.res_id == e.id)
+            event.wa_message_count = len(event.wa_message_ids)
+
+    @api.depends("attendee_ids.partner_id")
+    def _compute_wa_attendee_ids(self):
+        Send = self.env["wac.send"]
+        for event in self:
+            customers = Send._wac_recipients(event)
+            event.wa_attendee_ids = event.attendee_ids.filtered(
+                lambda a, c=customers: a.partner_id in c)
+
+    @api.depends("attendee_ids.partner_id", "partner_ids")
+    def _compute_wa_manual_partner_id(self):
+        Send = self.env["wac.send"]
+        for event in self:
+            partners = Send._wac_recipients(event) if event.id else event.partner_ids.browse()
+            event.wa_manual_partner_id = partners if len(partners) == 1 else False
+
+    # ------------------------------------------------------------
+    # TRIGGERS
+    # ------------------------------------------------------------
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        events = super().create(vals_list)
+        if not self.env.context.get(NO_AUTOMATION):
+            self.env["wac.send"]._wac_events_created(events)
+        return events
+
+    def write(self, vals):
+        if self.env.context.get(NO_AUTOMATION) or not self:
+            return super().write(vals)
+        Send = self.env["wac.send"]
+        watch_start = bool({"start", "start_date", "allday"} & set(vals))
+        watch_active = "active" in vals
+        watch_people = bool({"partner_ids", "attendee_ids"} & set(vals))
+        before = {}
+        if watch_start or watch_active or watch_people:
+            for event in self.sudo().with_context(active_test=False):
+                before[event.id] = (event.start, event.active,
+                                    Send._wac_recipients(event) if watch_people else None)
+        result = super().write(vals)
+        if not before:
+            return result
+        moved, archived, restored = self.browse(), self.browse(), self.browse()
+        for event in self.sudo().with_context(active_test=False).exists():
+            start, active, people = before.get(event.id, (None, None, None))
+            if active and not event.active:
+                archived |= event
+                continue
+            if not active and event.active:
+                restored |= event
+                continue
+            if not event.active:
+                continue
+            if watch_start and start != event.start:
+                moved |= event
+            if watch_people:
+                now = Send._wac_recipients(event)
+                added, removed = now - people, people - now
+                if added or removed:
+                    Send._wac_attendees_changed(event, added, removed)
+        if archived:
+            Send._wac_events_cancelled(archived)
+        if restored:
+            Send._wac_events_created(restored)
+        if moved:
+            Send._wac_events_moved(moved)
+        return result
+
+    def unlink(self):
+        if self and not self.env.context.get(NO_AUTOMATION):
+            Send = self.env["wac.send"]
+            live = self.sudo().filtered("active")
+            Send._wac_events_cancelled(
+                live, snapshots={event.id: Send._wac_event_data(event) for event in live})
+        return super().unlink()
+
+    # ------------------------------------------------------------
+    # MANUAL FLOW
+    # ------------------------------------------------------------
+
+    def action_wa_manual(self):
+        """Open WhatsApp (wa.me) with the company's message for the appointment's customer.
+
+        Works in every automation mode, kill switch included: a person sends it, from the
+        phone app or WhatsApp Web.
+        """
+        self.ensure_one()
+        partner = self.wa_manual_partner_id
+        if not partner:
+            raise UserError(self.env._(
+                "This appointment has several customers: use the WhatsApp button of each one "
+                "in the WhatsApp tab."))
+        return self._wa_manual_action(partner)
+
+    def _wa_manual_action(self, partner):
+        self.ensure_one()
+        url = self.env["wac.send"]._wac_manual_link(self, partner)
+        if not url:
+            raise UserError(self.env._(
+                "%(name)s has no mobile number usable on WhatsApp. Add one to the contact "
+                "(with the country code if it is abroad).", name=partner.name))
+        self.sudo()._message_log(body=self.env._(
+            "WhatsApp (manual) opened for %(name)s by %(user)s.", name=partner.name,
+            user=self.env.user.name))
+        return {"type": "ir.actions.act_url", "url": url, "target": "new"}
+
+    def action_wa_open_messages(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("WhatsApp messages"),
+            "res_model": "wac.message",
+            "view_mode": "list,form",
+            "domain": [("res_model", "=", "calendar.event"), ("res_id", "=", self.id)],
+        }

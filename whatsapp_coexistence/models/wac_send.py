@@ -1,0 +1,1046 @@
+"""Appointment messages: who gets what and when (enqueue), and the send job itself.
+
+Enqueue (``_wac_plan``) runs inside the calendar transaction, batched per company, and only
+decides and enqueues: one queue job per (event, message type, attendee, start time), with that
+tuple as ``identity_key``. Everything slow or fallible (Meta, rate limits, quiet hours) happens
+in the job, ``_wac_job_send``, which checks first that the message is still relevant.
+
+Exactly once, and the crash window
+----------------------------------
+Each send has a *send key* (the identity key) stored on its ``wac.message`` row
+(``wa_send_key``, unique per company) and sent to Meta as ``biz_opaque_callback_data``, which
+Meta echoes in every status webhook. The row is written in short transactions of their own,
+never in the job's:
+
+1. *intent*: before the HTTP call the row is committed with ``wa_attempt_open`` and the exact
+   payload;
+2. *result*: right after Meta's answer the ``wamid`` (or the error) is committed and the attempt
+   closed.
+
+A rerun of the job reads the row first: a ``wamid`` means sent, stop. An attempt still *open*
+means the worker died (or the connection broke) after the intent, so Meta may or may not have
+accepted the message. The job then never resends blindly: it looks for a status webhook
+carrying the send key (``wac.message.status.biz_opaque_callback_data``) and adopts its
+``wamid``; without one it waits (``RetryableJobError``) for a grace period
+(``whatsapp_coexistence.uncertain_grace_seconds``, default 300 s, Meta's ``sent`` status
+normally comes within seconds); after it, the row is marked failed as *uncertain* and a person
+checks the phone or WhatsApp Manager and presses Retry. Errors Meta *answered* (any JSON error)
+close the attempt: nothing was sent, so retrying is safe. A timeout, a dropped connection or a
+5xx without a body leaves it open, as a crash does.
+"""
+
+import json
+import logging
+import math
+from datetime import date, datetime, timedelta
+
+import babel
+import babel.dates
+import psycopg2
+import pytz
+from markupsafe import Markup
+
+from odoo import api, fields, models
+from odoo.tools import format_datetime
+
+from odoo.addons.queue_job.exception import RetryableJobError
+
+from ..const import PARAM_KILL_SWITCH, PARAM_PREFIX
+from ..tools.wa_cloud import errors as wa_errors
+from ..tools.wa_cloud import phone as wa_phone
+from ..tools.wa_cloud import ratelimit
+from ..tools.wa_cloud import template_params as tp
+from ..tools.wa_cloud.client import GraphClient
+from .wac_template import HELLO_WORLD
+
+_logger = logging.getLogger(__name__)
+
+KINDS = ("confirmation", "reminder", "reschedule", "cancellation")
+CHANNEL = "root.whatsapp"
+PARAM_GRACE = PARAM_PREFIX + "uncertain_grace_seconds"
+DEFAULT_GRACE = 300
+#: Meta errors retried this many times before the message is marked failed.
+MAX_ATTEMPTS = 6
+#: A job never waits longer than this in-process for its rate-limit slot; beyond it the job is
+#: postponed. Short, so a worker is never held long.
+MAX_SLEEP = 1.0
+#: The limiter aims this much below the configured rate: a send leaves a few milliseconds after
+#: its slot, and the margin keeps any one-second window under the cap as Meta measures it.
+RATE_SAFETY = 0.97
+#: queue_job retries; Meta errors stop earlier (MAX_ATTEMPTS) and waits use ignore_retry.
+JOB_MAX_RETRIES = 20
+
+
+def start_key(value):
+    """The start time as it appears in send keys: UTC, to the second (``20260203T173000``)."""
+    if isinstance(value, str):
+        value = fields.Datetime.from_string(value)
+    return value.strftime("%Y%m%dT%H%M%S") if value else "none"
+
+
+def send_key(event_id, kind, partner_id, start):
+    """The key of one send: ``wac:<event>:<kind>:<partner>:<start>``.
+
+    It is the job's ``identity_key``, the message row's ``wa_send_key`` and the
+    ``biz_opaque_callback_data`` Meta echoes in status webhooks.
+    """
+    return "wac:%d:%s:%d:%s" % (event_id, kind, partner_id, start)
+
+
+def _babel_locale(lang):
+    try:
+        return babel.Locale.parse(lang or "en_US")
+    except (ValueError, babel.UnknownLocaleError):
+        return babel.Locale.parse("en_US")
+
+
+class WacSend(models.AbstractModel):
+    """The appointment message pipeline (no table): planning, rendering and the send job."""
+
+    _name = "wac.send"
+    _description = "WhatsApp Coexistence appointment messages"
+
+    # ------------------------------------------------------------
+    # CONTEXT: company, account, switches, time
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_now(self):
+        return fields.Datetime.now()
+
+    @api.model
+    def _wac_kill_switch(self):
+        return self.env["ir.config_parameter"].sudo().get_param(PARAM_KILL_SWITCH) in (
+            "True", "true", "1")
+
+    @api.model
+    def _wac_company_blocker(self, company):
+        """Why ``company`` sends nothing automatically right now, or ``None``.
+
+        :returns: ``(reason, worth_a_chatter_note)`` or ``None``
+        """
+        _ = self.env._
+        if self._wac_kill_switch():
+            return _("Automated WhatsApp messages are stopped for the whole installation "
+                     "(kill switch)."), True
+        account = company.sudo().wa_account_id
+        if not account:
+            return _("%(company)s has no WhatsApp account.", company=company.name), False
+        if account.automation_mode == "disabled":
+            return _("WhatsApp automation is disabled for %(company)s.",
+                     company=company.name), False
+        if account.automation_paused:
+            return _("WhatsApp automation of %(company)s is paused: %(reason)s",
+                     company=company.name, reason=account.automation_pause_reason or "?"), True
+        if account.state != "connected":
+            return _("The WhatsApp account of %(company)s is not connected (%(state)s).",
+                     company=company.name,
+                     state=dict(account._fields["state"]._description_selection(self.env)).get(
+                         account.state)), True
+        return None
+
+    @api.model
+    def _wac_tz(self, company, data=None):
+        """The time zone messages are written in: the company's (its partner's ``tz``), then
+        the organizer's, then UTC. A clinic's customers read the clinic's local time."""
+        name = company.partner_id.tz or (data or {}).get("organizer_tz") or "UTC"
+        try:
+            return pytz.timezone(name)
+        except pytz.UnknownTimeZoneError:
+            return pytz.utc
+
+    @api.model
+    def _wac_local(self, value, tz):
+        if isinstance(value, str):
+            value = fields.Datetime.from_string(value)
+        return pytz.utc.localize(value).astimezone(tz)
+
+    # ------------------------------------------------------------
+    # RECIPIENTS
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_recipients(self, event):
+        """Attendees who are not internal users (the customers of an appointment)."""
+        partners = event.sudo().attendee_ids.partner_id
+        return partners.filtered(lambda p: not p.with_context(active_test=False).user_ids
+                                 .filtered(lambda u: not u.share))
+
+    @api.model
+    def _wac_number(self, partner, company):
+        """The partner's number usable on WhatsApp, in E.164, or ``None``."""
+        region = partner.country_id.code or company.country_id.code
+        for number in (partner.mobile, partner.phone):
+            e164 = wa_phone.normalize(number, region) if number else None
+            if e164:
+                return e164
+        return None
+
+    @api.model
+    def _wac_event_data(self, event):
+        """What a message says about an appointment, as plain data (a deleted event's
+        cancellation is rendered from this snapshot)."""
+        event = event.sudo()
+        return {
+            "id": event.id,
+            "name": event.name or "",
+            "start": fields.Datetime.to_string(event.start),
+            "allday": bool(event.allday),
+            "start_date": fields.Date.to_string(event.start_date) if event.start_date else False,
+            "location": event.location or "",
+            "organizer": event.user_id.name or "",
+            "organizer_tz": event.user_id.tz or False,
+            "company_id": event.wa_company_id.id,
+        }
+
+    @api.model
+    def _wac_informed(self, company, event_id, partner_ids):
+        """Partners who were sent something about this event (or would have been, dry run)."""
+        messages = self.env["wac.message"].sudo().search([
+            ("company_id", "=", company.id), ("res_model", "=", "calendar.event"),
+            ("res_id", "=", event_id), ("source", "=", "api"),
+            ("wa_partner_id", "in", list(partner_ids)),
+            "|", ("wamid", "!=", False), ("status", "=", "dry_run"),
+        ])
+        return set(messages.wa_partner_id.ids)
+
+    # ------------------------------------------------------------
+    # PLANNING (enqueue)
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_plan(self, items):
+        """Decide and enqueue the messages of several events at once.
+
+        :param items: ``[(event, kinds, partners or None, snapshot or None)]``; ``partners``
+            restricts the recipients (attendees added or removed), ``snapshot`` carries a
+            deleted event's data
+        """
+        by_company = {}
+        for item in items:
+            event = item[0]
+            by_company.setdefault(event.wa_company_id or self.env.company, []).append(item)
+        for company, company_items in by_company.items():
+            self._wac_plan_company(company, company_items)
+
+    @api.model
+    def _wac_plan_company(self, company, items):
+        _ = self.env._
+        now = self._wac_now()
+        notes, logs = {}, {}
+        blocker = self._wac_company_blocker(company)
+        if blocker:
+            reason, log = blocker
+            for event, _kinds, _partners, snapshot in items:
+                if not snapshot:
+                    notes[event] = reason
+                    if log:
+                        logs.setdefault(event, []).append(reason)
+            self._wac_write_notes(notes, logs)
+            return
+        account = company.sudo().wa_account_id
+        pilot = account._pilot_numbers()
+        mapped = set(self.env["wac.template.mapping"].sudo().search([
+            ("company_id", "=", company.id)]).mapped("message_type"))
+        # One event may come twice (attendees added and removed): index by item, not event.
+        recipients = [
+            partners if partners is not None else (
+                self._wac_recipients(event) if not snapshot else self.env["res.partner"])
+            for event, _kinds, partners, snapshot in items]
+        all_partners = self.env["res.partner"].union(*recipients)
+        numbers = {p: self._wac_number(p, company) for p in all_partners}
+        keys = {wa_phone.canonical(n) for n in numbers.values() if n}
+        opted_out = set(self.env["wac.contact"].sudo().search([
+            ("company_id", "=", company.id), ("phone_key", "in", list(keys)),
+            ("opted_out", "=", True)]).mapped("phone_key")) if keys else set()
+        offset = timedelta(hours=account.reminder_offset_hours or 0)
+        tz = self._wac_tz(company)
+        summary = {}  # event -> (planned kinds, partners, reminder time)
+        for (event, kinds, _partners, snapshot), partners in zip(items, recipients):
+            data = snapshot or self._wac_event_data(event)
+            start = fields.Datetime.from_string(data["start"])
+            lines = logs.setdefault(event, []) if not snapshot else []
+            planned, planned_for, reminder_at = summary.setdefault(event, (set(), set(), []))
+            if start <= now:
+                if not snapshot:
+                    notes[event] = _("The appointment is in the past: no WhatsApp message.")
+                continue
+            ok_partners = []
+            for partner in partners:
+                number = numbers.get(partner)
+                if not number:
+                    lines.append(_("%(name)s has no mobile number usable on WhatsApp.",
+                                   name=partner.name))
+                elif wa_phone.canonical(number) in opted_out:
+                    lines.append(_("%(name)s opted out of automated WhatsApp messages: nothing "
+                                   "is sent.", name=partner.name))
+                elif pilot and wa_phone.wa_digits(number) not in pilot:
+                    lines.append(_("%(name)s is not in the pilot allowlist of %(company)s: "
+                                   "nothing is sent.", name=partner.name, company=company.name))
+                else:
+                    ok_partners.append(partner)
+            for kind in kinds:
+                if kind not in mapped:
+                    if ok_partners:
+                        lines.append(_("No approved template is mapped for the %(kind)s "
+                                       "message of %(company)s.", kind=kind,
+                                       company=company.name))
+                    continue
+                eta = None
+                if kind == "reminder":
+                    eta = self._wac_reminder_eta(account, start, offset, tz)
+                    if not eta or eta <= now:
+                        if ok_partners:
+                            lines.append(_("No reminder: the appointment is less than "
+                                           "%(hours)s hour(s) away.",
+                                           hours=account.reminder_offset_hours))
+                        continue
+                    reminder_at.append(eta)
+                for partner in ok_partners:
+                    self._wac_enqueue(company, data, kind, partner, eta, snapshot)
+                    planned.add(kind)
+                    planned_for.add(partner.id)
+            if not snapshot and event not in notes:
+                notes[event] = None
+        for event, note in notes.items():
+            if note is None:
+                planned, planned_for, reminder_at = summary[event]
+                notes[event] = self._wac_plan_note(planned, planned_for,
+                                                   max(reminder_at, default=None), tz)
+        self._wac_write_notes(notes, {e: lines for e, lines in logs.items() if lines})
+
+    @api.model
+    def _wac_reminder_eta(self, account, start, offset, tz):
+        """When the reminder of an appointment starting at ``start`` (UTC) goes: ``offset``
+        before, pushed to the end of the quiet hours; ``None`` if that is not before start."""
+        eta = start - offset
+        local = self._wac_local(eta, tz)
+        if ratelimit.in_quiet_hours(local, account.quiet_hours_start, account.quiet_hours_end):
+            local = tz.normalize(ratelimit.quiet_hours_end(
+                local, account.quiet_hours_start, account.quiet_hours_end))
+            eta = local.astimezone(pytz.utc).replace(tzinfo=None)
+        return eta if eta < start else None
+
+    @api.model
+    def _wac_plan_note(self, planned, partners, reminder_at, tz):
+        _ = self.env._
+        if not planned:
+            return _("Nothing planned on WhatsApp for this appointment.")
+        labels = dict(self.env["wac.template.mapping"]._fields["message_type"]
+                      ._description_selection(self.env))
+        note = _("WhatsApp %(kinds)s planned for %(count)s attendee(s).",
+                 kinds=", ".join(labels[k].lower() for k in KINDS if k in planned),
+                 count=len(partners))
+        if reminder_at:
+            note += " " + _("Reminder on %(when)s.", when=format_datetime(
+                self.env, reminder_at, tz=tz.zone, dt_format="short"))
+        return note
+
+    @api.model
+    def _wac_write_notes(self, notes, logs):
+        """Store the automation note of each event (one UPDATE per distinct note, without
+        going through calendar's ``write``) and log the per-attendee reasons on the chatter."""
+        by_note = {}
+        for event, note in notes.items():
+            by_note.setdefault(note, []).append(event.id)
+        for note, ids in by_note.items():
+            self.env.cr.execute(
+                "UPDATE calendar_event SET wa_automation_note = %s WHERE id = ANY(%s)",
+                (note, ids))
+        if notes:
+            self.env["calendar.event"].browse([e.id for e in notes]).invalidate_recordset(
+                ["wa_automation_note"])
+        for event, lines in logs.items():
+            event.sudo()._message_log(body=Markup("<p>%s</p><ul>%s</ul>") % (
+                self.env._("WhatsApp automation"),
+                Markup("").join(Markup("<li>%s</li>") % line for line in dict.fromkeys(lines))))
+
+    @api.model
+    def _wac_enqueue(self, company, data, kind, partner, eta, snapshot=None):
+        key = send_key(data["id"], kind, partner.id, start_key(data["start"]))
+        self.sudo().with_company(company).with_delay(
+            channel=CHANNEL, eta=eta, identity_key=key, max_retries=JOB_MAX_RETRIES,
+            description="WhatsApp %s: %s → %s" % (kind, data["name"], partner.name),
+        )._wac_job_send(company.id, data["id"], kind, partner.id, start_key(data["start"]),
+                        snapshot)
+
+    @api.model
+    def _wac_drop_jobs(self, event_ids, kinds=None, partner_ids=None):
+        """Cancel the queued, not yet started jobs of these events (optionally only some
+        message types or attendees). A job already running re-checks its relevance anyway."""
+        if not event_ids:
+            return 0
+        domain = [("state", "in", ("pending", "enqueued", "wait_dependencies")),
+                  ("method_name", "=", "_wac_job_send"), ("model_name", "=", self._name)]
+        patterns = ["wac:%d:%%" % event_id for event_id in event_ids]
+        domain += ["|"] * (len(patterns) - 1) + [("identity_key", "=like", p) for p in patterns]
+        jobs = self.env["queue.job"].sudo().search(domain)
+        doomed = jobs.filtered(lambda j: self._wac_key_matches(
+            j.identity_key, kinds, partner_ids))
+        if doomed:
+            doomed.button_cancelled()
+        return len(doomed)
+
+    @staticmethod
+    def _wac_key_matches(key, kinds, partner_ids):
+        parts = (key or "").split(":")
+        if len(parts) != 5:
+            return False
+        if kinds and parts[2] not in kinds:
+            return False
+        return not partner_ids or int(parts[3]) in partner_ids
+
+    # ------------------------------------------------------------
+    # CALENDAR HOOKS
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_events_created(self, events):
+        """Confirmation and reminder; occurrences of a recurrence only get their reminder."""
+        def kinds(event):
+            recurrence = event.recurrence_id
+            if recurrence and recurrence.base_event_id != event:
+                return ("reminder",)
+            return ("confirmation", "reminder")
+
+        self._wac_plan([(event, kinds(event), None, None) for event in events])
+
+    @api.model
+    def _wac_events_moved(self, events):
+        """The start changed: the customers who already heard of the appointment get the
+        reschedule, the others its confirmation; the reminder moves either way."""
+        self._wac_drop_jobs(events.ids, kinds=("confirmation", "reminder", "reschedule"))
+        items = []
+        for event in events:
+            partners = self._wac_recipients(event)
+            informed = self.env["res.partner"].browse(
+                self._wac_informed(event.wa_company_id, event.id, partners.ids))
+            if informed:
+                items.append((event, ("reschedule", "reminder"), informed, None))
+            if partners - informed:
+                items.append((event, ("confirmation", "reminder"), partners - informed, None))
+        self._wac_plan(items)
+
+    @api.model
+    def _wac_events_cancelled(self, events, snapshots=None):
+        """Archived or deleted: pending messages are dropped, and the customers who were
+        told about the appointment get the cancellation (the job checks that)."""
+        self._wac_drop_jobs(events.ids, kinds=("confirmation", "reminder", "reschedule"))
+        snapshots = snapshots or {}
+        self._wac_plan([(event, ("cancellation",), partners, snapshots.get(event.id))
+                        for event, partners in ((e, self._wac_recipients(e)) for e in events)
+                        if partners])
+
+    @api.model
+    def _wac_attendees_changed(self, event, added, removed):
+        if removed:
+            self._wac_drop_jobs(event.ids, partner_ids=set(removed.ids),
+                                kinds=("confirmation", "reminder", "reschedule"))
+        items = []
+        if added:
+            items.append((event, ("confirmation", "reminder"), added, None))
+        if removed:
+            items.append((event, ("cancellation",), removed, None))
+        self._wac_plan(items)
+
+    # ------------------------------------------------------------
+    # RENDERING
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_render_values(self, data, partner, company, lang):
+        """Every parameter source of the mapping's fixed list, as text.
+
+        Dates and times are in the company's time zone (:meth:`_wac_tz`) and the template's
+        language: ``pt_BR`` gives "terça-feira, 3 de fevereiro de 2026" and "14:30".
+        """
+        tz = self._wac_tz(company, data)
+        locale = _babel_locale(lang)
+        env_lang = self.with_context(lang=lang).env
+        if data.get("allday") and data.get("start_date"):
+            day = fields.Date.from_string(data["start_date"])
+            time_text = env_lang._("all day")
+        else:
+            local = self._wac_local(data["start"], tz)
+            day = local.date()
+            time_text = babel.dates.format_time(local, format="short", locale=locale)
+        location = data.get("location") or company.partner_id._display_address(
+            without_company=True)
+        name = (partner.name or "").strip()
+        return {
+            "attendee_name": name,
+            "attendee_first_name": name.split()[0] if name else "",
+            "appointment_date": babel.dates.format_date(day, format="full", locale=locale),
+            "appointment_time": time_text,
+            "appointment_weekday": babel.dates.format_date(day, "EEEE", locale=locale),
+            "location": location,
+            "organizer": data.get("organizer") or "",
+            "company_name": company.name or "",
+            "appointment_title": data.get("name") or "",
+        }
+
+    @api.model
+    def _wac_sample_values(self, mapping):
+        """Parameter values of a sample appointment (tomorrow 14:30), for the Check button."""
+        company = mapping.company_id
+        tz = self._wac_tz(company)
+        local = datetime.combine(date.today() + timedelta(days=1), datetime.min.time()).replace(
+            hour=14, minute=30)
+        start = tz.localize(local).astimezone(pytz.utc).replace(tzinfo=None)
+        data = {"id": 0, "name": self.env._("Consultation"),
+                "start": fields.Datetime.to_string(start), "location": "",
+                "organizer": self.env.user.name}
+        partner = self.env["res.partner"].new({"name": "Maria Silva"})
+        return self._wac_values_for(mapping, data, partner)[0]
+
+    @api.model
+    def _wac_values_for(self, mapping, data, partner):
+        """The sanitised parameter values of a send and the template spec."""
+        spec = mapping.template_id._wac_spec()
+        rendered = self._wac_render_values(data, partner, mapping.company_id,
+                                           mapping.template_id.language)
+        limits = {p.key: p.limit for p in spec.params}
+        values = {}
+        for line in mapping.param_ids:
+            raw = line.fixed_value if line.source == "fixed_text" else rendered.get(line.source)
+            values[line.key] = tp.sanitize_param(raw, limit=limits.get(line.key,
+                                                                       tp.BODY_PARAM_LIMIT))
+        return spec.fit(values), spec
+
+    @api.model
+    def _wac_mapping(self, company, kind, lang):
+        """The mapping for a message type in the attendee's language, else in the same
+        language family, else the company's language, else the first one."""
+        mappings = self.env["wac.template.mapping"].sudo().search([
+            ("company_id", "=", company.id), ("message_type", "=", kind)])
+        if not mappings:
+            return mappings
+        for wanted in (lang, company.partner_id.lang):
+            if not wanted:
+                continue
+            exact = mappings.filtered(lambda m, w=wanted: m.language == w)
+            if exact:
+                return exact[0]
+            family = mappings.filtered(
+                lambda m, w=wanted: (m.language or "").split("_")[0] == w.split("_")[0])
+            if family:
+                return family[0]
+        return mappings[0]
+
+    @api.model
+    def _wac_build_payload(self, mapping, data, partner, to, key, account):
+        """The exact JSON body of the send, or raise ``ValueError`` with what is wrong."""
+        problems = mapping._wac_problems(for_send=True)
+        if problems:
+            raise ValueError("; ".join(problems))
+        values, spec = self._wac_values_for(mapping, data, partner)
+        payloads = {}
+        for button in spec.quick_replies:
+            action = tp.button_action(button.text, account.reply_confirm_words,
+                                      account.reply_cancel_words)
+            if not action and mapping.template_id.library_type:
+                action = (tp.CONFIRM, tp.CANCEL)[button.index] if button.index < 2 else None
+            if action:
+                payloads[button.index] = tp.make_payload(action, data["id"])
+        components = spec.build_components(values, payloads)
+        payload = GraphClient.build_template_payload(
+            to, mapping.template_id.name, mapping.template_id.language, components,
+            biz_opaque_callback_data=key)
+        return payload, spec.hydrate(values)
+
+    # ------------------------------------------------------------
+    # THE JOB
+    # ------------------------------------------------------------
+
+    def _wac_job_send(self, company_id, event_id, kind, partner_id, start, snapshot=None):
+        """Send one appointment message, at most once (see the module docstring).
+
+        :param int company_id: the sending company
+        :param int event_id: the appointment (may be deleted: ``snapshot`` then has its data)
+        :param str kind: confirmation, reminder, reschedule or cancellation
+        :param int partner_id: the attendee
+        :param str start: the appointment's start when the job was enqueued (:func:`start_key`)
+        :param dict snapshot: the data of a deleted appointment
+        :returns: what happened, for the job's result
+        :raises RetryableJobError: Meta or a limit says later
+        """
+        company = self.env["res.company"].sudo().browse(company_id).exists()
+        if not company:
+            return "company deleted"
+        return self.sudo().with_company(company)._wac_send_one(
+            company, event_id, kind, partner_id, start, snapshot)
+
+    def _wac_send_one(self, company, event_id, kind, partner_id, start, snapshot):
+        account = company.wa_account_id
+        key = send_key(event_id, kind, partner_id, start)
+        event = self.env["calendar.event"].with_context(active_test=False).browse(
+            event_id).exists()
+        partner = self.env["res.partner"].browse(partner_id).exists()
+        message = self.env["wac.message"].search(
+            [("company_id", "=", company.id), ("wa_send_key", "=", key)], limit=1)
+        if message.wamid:
+            return "already sent (%s)" % message.wamid
+        if message.status == "dry_run" and not message.wa_retry_confirmed:
+            return "already done as a dry run"
+        if message.wa_attempt_open and not message.wa_retry_confirmed:
+            return self._wac_settle_open_attempt(message, event)
+        if message.status == "failed" and not message.wa_retry_confirmed:
+            return "failed earlier: %s" % (message.error_title or "?")
+
+        blocker = self._wac_company_blocker(company)
+        if blocker:
+            return self._wac_skip(event, partner, kind, blocker[0])
+        data = snapshot or (self._wac_event_data(event) if event else None)
+        reason = self._wac_irrelevant(kind, event, data, partner, start, company)
+        if reason:
+            return self._wac_skip(event, partner, kind, reason)
+
+        number = self._wac_number(partner, company)
+        if not number:
+            return self._wac_skip(event, partner, kind, self.env._(
+                "%(name)s has no mobile number usable on WhatsApp.", name=partner.name))
+        digits = wa_phone.wa_digits(number)
+        pilot = account._pilot_numbers()
+        if pilot and digits not in pilot:
+            return self._wac_skip(event, partner, kind, self.env._(
+                "%(name)s is not in the pilot allowlist.", name=partner.name))
+        contact = self.env["wac.contact"].search([
+            ("company_id", "=", company.id), ("phone_key", "=", wa_phone.canonical(digits))],
+            limit=1)
+        if contact.opted_out:
+            return self._wac_skip(event, partner, kind, self.env._(
+                "%(name)s opted out of automated WhatsApp messages.", name=partner.name))
+
+        mapping = self._wac_mapping(company, kind, partner.lang)
+        if not mapping:
+            return self._wac_skip(event, partner, kind, self.env._(
+                "No approved template is mapped for the %(kind)s message.", kind=kind))
+        vals = {
+            "company_id": company.id, "account_id": account.id, "direction": "out",
+            "source": "api", "message_type": "template", "res_model": "calendar.event",
+            "res_id": event_id, "wa_send_key": key, "wa_kind": kind, "wa_partner_id": partner.id,
+            "wa_start_key": start, "wa_snapshot": json.dumps(snapshot) if snapshot else False,
+            "wa_template_id": mapping.template_id.id, "recipient_input": digits,
+            "biz_opaque_callback_data": key, "message_at": fields.Datetime.now(),
+            "contact_id": contact.id or False,
+        }
+        try:
+            payload, body = self._wac_build_payload(mapping, data, partner, digits, key, account)
+        except ValueError as error:
+            return self._wac_fail(message, vals, event, partner, kind, self.env._(
+                "The template mapping cannot be sent: %s", error))
+        vals.update(payload=json.dumps(payload, ensure_ascii=False, indent=1), body=body)
+        if (mapping.template_id.name == HELLO_WORLD and account.automation_mode == "enabled"
+                and digits not in pilot):
+            return self._wac_fail(message, vals, event, partner, kind, self.env._(
+                "hello_world is Meta's sample template: it only goes to pilot numbers or in a "
+                "dry run."))
+
+        if account.automation_mode == "dry_run":
+            vals.update(status="dry_run", wa_retry_confirmed=False, error_title=False,
+                        error_details=False)
+            if message:
+                message.write(vals)
+            else:
+                message = message.create(vals)
+            self._wac_log(event, self.env._(
+                "WhatsApp %(kind)s prepared for %(name)s (%(number)s) with %(template)s; dry "
+                "run, not sent.", kind=kind, name=partner.name, number=number,
+                template=mapping.template_id.display_name))
+            return "dry run"
+
+        if contact and account.recipient_daily_cap:
+            since = fields.Datetime.now() - timedelta(days=1)
+            count = self.env["wac.message"].search_count([
+                ("company_id", "=", company.id), ("contact_id", "=", contact.id),
+                ("direction", "=", "out"), ("source", "=", "api"),
+                ("create_date", ">=", since), ("status", "not in", ("failed", "dry_run")),
+                ("id", "!=", message.id or 0)])
+            if count >= account.recipient_daily_cap:
+                return self._wac_fail(message, vals, event, partner, kind, self.env._(
+                    "Daily cap reached: %(count)s automated messages to %(number)s in 24 "
+                    "hours.", count=count, number=number))
+        if kind == "reminder":
+            self._wac_check_quiet_hours(account, company, data)
+        self._wac_wait_for_slot(account, company, digits)
+        message_id = self._wac_open_attempt(message, vals, account, digits, partner)
+        try:
+            result = account._wac_client().send_message(account.phone_number_id, payload)
+        except wa_errors.WaCloudError as error:
+            return self._wac_handle_error(error, message_id, message.wa_attempts, account,
+                                          event, partner, kind, digits)
+        self._wac_close_attempt(message_id, {
+            "wamid": result.wamid, "status": result.message_status
+            if result.message_status in ("accepted", "held_for_quality_assessment")
+            else "accepted",
+            "recipient_input": result.input or digits, "recipient_wa_id": result.wa_id,
+            "wa_attempt_open": False, "status_at": fields.Datetime.now(),
+        }, attach=True)
+        self._wac_log(event, self.env._(
+            "WhatsApp %(kind)s sent to %(name)s (%(number)s) with %(template)s.",
+            kind=kind, name=partner.name, number=number,
+            template=mapping.template_id.display_name))
+        return "sent %s" % result.wamid
+
+    # -- relevance ---------------------------------------------------------------------------
+
+    @api.model
+    def _wac_irrelevant(self, kind, event, data, partner, start, company):
+        """Why this message no longer makes sense, or ``None``."""
+        _ = self.env._
+        if not partner:
+            return _("The attendee was deleted.")
+        if not data:
+            return _("The appointment was deleted.")
+        now = self._wac_now()
+        if start != start_key(data["start"]):
+            return _("The appointment's time changed after this message was planned.")
+        if fields.Datetime.from_string(data["start"]) <= now:
+            return _("The appointment has already started.")
+        attendee_partners = self._wac_recipients(event) if event and event.active else None
+        if kind == "cancellation":
+            if event and event.active and partner in attendee_partners:
+                return _("The appointment is active again.")
+            if partner.id not in self._wac_informed(company, data["id"], [partner.id]):
+                return _("Nothing was sent to %(name)s about it, so no cancellation either.",
+                         name=partner.name)
+            return None
+        if not event:
+            return _("The appointment was deleted.")
+        if not event.active:
+            return _("The appointment was cancelled.")
+        if partner not in attendee_partners:
+            return _("%(name)s is no longer an attendee.", name=partner.name)
+        attendee = event.attendee_ids.filtered(lambda a: a.partner_id == partner)[:1]
+        if kind == "reminder" and attendee.state == "declined":
+            return _("%(name)s declined the appointment.", name=partner.name)
+        return None
+
+    @api.model
+    def _wac_check_quiet_hours(self, account, company, data):
+        """Reminders wait for the end of the company's quiet hours (local time)."""
+        if account.quiet_hours_start == account.quiet_hours_end:
+            return
+        tz = self._wac_tz(company, data)
+        local_now = self._wac_local(self._wac_now(), tz)
+        if not ratelimit.in_quiet_hours(local_now, account.quiet_hours_start,
+                                        account.quiet_hours_end):
+            return
+        end = tz.normalize(ratelimit.quiet_hours_end(
+            local_now, account.quiet_hours_start, account.quiet_hours_end))
+        raise RetryableJobError(
+            "Quiet hours of %s until %s" % (company.name, end.strftime("%H:%M")),
+            seconds=max(1, math.ceil((end - local_now).total_seconds())), ignore_retry=True)
+
+    @api.model
+    def _wac_wait_for_slot(self, account, company, digits):
+        """Reserve a slot under the company's rate and the recipient's spacing; sleep until
+        it if it is close, else postpone the job (no retry is consumed)."""
+        limits = []
+        if account.rate_limit_mps > 0:
+            limits.append(("company:%d" % company.id, account.rate_limit_mps * RATE_SAFETY, 1,
+                           company.id))
+        if account.recipient_spacing_s > 0:
+            limits.append(("pair:%d:%s" % (company.id, wa_phone.canonical(digits)),
+                           1.0 / account.recipient_spacing_s, 1, company.id))
+        allowed, wait = self.env["wac.rate.bucket"]._wac_reserve(limits, max_wait=MAX_SLEEP)
+        if not allowed:
+            raise RetryableJobError("Rate limit: next slot in %.1f s" % wait,
+                                    seconds=max(1, math.ceil(wait)), ignore_retry=True)
+
+    # -- the message row, in transactions of its own -----------------------------------------
+
+    def _wac_open_attempt(self, message, vals, account, digits, partner):
+        """Commit the intent (the row, its payload, ``wa_attempt_open``) before calling Meta.
+
+        :returns: the row's id
+        """
+        with self.env.registry.cursor() as cr:
+            env = self.env(cr=cr)
+            Message = env["wac.message"].sudo()
+            if message:
+                try:
+                    cr.execute("SELECT wamid, wa_attempt_open, wa_retry_confirmed FROM wac_message"
+                               " WHERE id = %s FOR UPDATE NOWAIT", (message.id,))
+                except psycopg2.errors.LockNotAvailable:
+                    raise RetryableJobError("Another worker is sending this message",
+                                            seconds=10, ignore_retry=True) from None
+                wamid, attempt_open, retry_confirmed = cr.fetchone()
+                if wamid or (attempt_open and not retry_confirmed):
+                    raise RetryableJobError("Another attempt of this message is under way",
+                                            seconds=10, ignore_retry=True)
+            if not vals.get("contact_id"):
+                contacts = env["wac.contact"].sudo()._wac_resolve(
+                    account.with_env(env), [(digits, None, partner.name)])
+                vals = dict(vals, contact_id=contacts[digits].id)
+            vals = dict(vals, status="pending", wa_attempt_open=True,
+                        wa_attempt_at=fields.Datetime.now(), wa_retry_confirmed=False,
+                        error_code=False, error_title=False, error_details=False)
+            if message:
+                Message.browse(message.id).write(vals)
+                message_id = message.id
+            else:
+                try:
+                    with cr.savepoint():
+                        message_id = Message.create(vals).id
+                except psycopg2.IntegrityError:
+                    raise RetryableJobError("Another worker created this message",
+                                            seconds=10, ignore_retry=True) from None
+        self.env["wac.message"].invalidate_model()
+        return message_id
+
+    def _wac_close_attempt(self, message_id, vals, attach=False):
+        """Commit the outcome of an attempt right after Meta's answer."""
+        with self.env.registry.cursor() as cr:
+            message = self.env(cr=cr)["wac.message"].sudo().browse(message_id)
+            message.write(vals)
+            if attach:
+                message._wac_attach_orphan_statuses()
+        # This transaction's cache must not keep what the other one replaced.
+        self.env["wac.message"].invalidate_model()
+        self.env["wac.message.status"].invalidate_model()
+
+    def _wac_settle_open_attempt(self, message, event):
+        """An attempt was left open (crash or lost answer): adopt the wamid of a status
+        webhook carrying our send key, or wait, or give the decision to a person."""
+        status = self.env["wac.message.status"].search([
+            ("company_id", "=", message.company_id.id),
+            ("biz_opaque_callback_data", "=", message.wa_send_key)], order="id", limit=1)
+        if status:
+            self._wac_close_attempt(message.id, {
+                "wamid": status.wamid, "wa_attempt_open": False, "status": "accepted",
+                "recipient_wa_id": status.recipient_id or message.recipient_wa_id,
+                "error_code": False, "error_title": False, "error_details": False,
+            }, attach=True)
+            self._wac_log(event, self.env._(
+                "WhatsApp %(kind)s to %(name)s: Meta's answer was lost, but its status webhook "
+                "proves the message was accepted (%(wamid)s); it is not sent again.",
+                kind=message.wa_kind, name=message.wa_partner_id.name, wamid=status.wamid))
+            return "adopted %s from a status webhook" % status.wamid
+        grace = int(self.env["ir.config_parameter"].sudo().get_param(PARAM_GRACE)
+                    or DEFAULT_GRACE)
+        age = (fields.Datetime.now() - (message.wa_attempt_at or fields.Datetime.now())
+               ).total_seconds()
+        if age < grace:
+            raise RetryableJobError(
+                "Waiting for Meta's status of an attempt whose answer was lost",
+                seconds=max(1, min(30, math.ceil(grace - age))), ignore_retry=True)
+        reason = self.env._(
+            "Uncertain: Meta may have sent it. The answer to the send was lost and no status "
+            "arrived within %(minutes)s minutes. Check the customer's chat on the phone or in "
+            "WhatsApp Manager, then press Retry only if it was not sent.",
+            minutes=round(grace / 60))
+        self._wac_close_attempt(message.id, {
+            "status": "failed", "wa_attempt_open": False,
+            "error_title": self.env._("Uncertain: Meta may have sent it"),
+            "error_details": reason})
+        self._wac_log(event, reason, activity=True)
+        return "uncertain"
+
+    def _wac_fail(self, message, vals, event, partner, kind, reason):
+        """Record a message that will not be sent without a person's action."""
+        vals = dict(vals, status="failed", error_code=False,
+                    error_title=reason[:200], error_details=reason, wa_attempt_open=False,
+                    wa_retry_confirmed=False)
+        if message:
+            message.write(vals)
+        else:
+            message.create(vals)
+        self._wac_log(event, self.env._("WhatsApp %(kind)s to %(name)s not sent: %(reason)s",
+                                        kind=kind, name=partner.name, reason=reason))
+        return "failed: %s" % reason
+
+    def _wac_skip(self, event, partner, kind, reason):
+        """Nothing is sent and nothing needs doing: say why on the appointment."""
+        self._wac_log(event, self.env._(
+            "WhatsApp %(kind)s to %(name)s not sent: %(reason)s",
+            kind=kind, name=partner.name or "?", reason=reason))
+        return "skipped: %s" % reason
+
+    def _wac_log(self, event, text, activity=False):
+        if not event:
+            _logger.info("WhatsApp (deleted appointment): %s", text)
+            return
+        event = event.sudo()
+        if activity and event.user_id:
+            # A calendar event has no activities of its own: notify the organizer instead.
+            event.message_post(body=text, subtype_xmlid="mail.mt_note",
+                               partner_ids=event.user_id.partner_id.ids)
+        else:
+            event._message_log(body=text)
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def _wac_handle_error(self, error, message_id, attempts, account, event, partner, kind,
+                          digits):
+        """Meta refused or could not be reached: retry, fail or pause, by error class."""
+        details = {"error_code": error.code or False, "error_title": (error.title or "")[:200],
+                   "error_details": str(error)}
+        company = account.company_id
+        if isinstance(error, wa_errors.TransportError):
+            # Meta may have accepted it: leave the attempt open (see the module docstring).
+            raise RetryableJobError("Graph unreachable or answer lost: %s" % error,
+                                    seconds=30, ignore_retry=True)
+        if isinstance(error, wa_errors.ThrottlingError):
+            wait = float(error.retry_after or 1)
+            if error.code == 131056:
+                self.env["wac.rate.bucket"]._wac_push_back(
+                    "pair:%d:%s" % (company.id, wa_phone.canonical(digits)),
+                    max(wait, account.recipient_spacing_s or 6), company.id)
+            else:
+                self.env["wac.rate.bucket"]._wac_push_back(
+                    "company:%d" % company.id, wait, company.id)
+            self._wac_close_attempt(message_id, dict(details, wa_attempt_open=False,
+                                                     status="pending"))
+            raise RetryableJobError("Meta throttled: %s" % error,
+                                    seconds=max(1, math.ceil(wait)), ignore_retry=True)
+        if isinstance(error, wa_errors.RetryableError):
+            attempts += 1
+            if attempts < MAX_ATTEMPTS:
+                self._wac_close_attempt(message_id, dict(
+                    details, wa_attempt_open=False, status="pending", wa_attempts=attempts))
+                raise RetryableJobError(
+                    "Meta temporarily refused (attempt %d/%d): %s" % (
+                        attempts, MAX_ATTEMPTS, error),
+                    seconds=error.retry_after or min(900, 10 * 3 ** (attempts - 1)))
+            reason = self.env._("Meta kept refusing after %(count)s attempts: %(error)s",
+                                count=attempts, error=str(error))
+            self._wac_close_attempt(message_id, dict(
+                details, wa_attempt_open=False, status="failed", wa_attempts=attempts,
+                error_details=reason))
+            self._wac_log(event, reason, activity=True)
+            return "failed: %s" % error
+        self._wac_close_attempt(message_id, dict(details, wa_attempt_open=False,
+                                                 status="failed"))
+        if isinstance(error, wa_errors.TenantBlockingError):
+            reason = self.env._("Meta blocks sending for %(company)s: %(error)s",
+                                company=company.name, error=account._wac_error_advice(error))
+            vals = {"last_error": reason}
+            if isinstance(error, wa_errors.AuthError):
+                vals.update(state="needs_reauth", state_reason=str(error))
+            account._wac_pause(reason, **vals)
+            self._wac_log(event, self.env._(
+                "WhatsApp %(kind)s to %(name)s not sent, automation paused: %(reason)s",
+                kind=kind, name=partner.name, reason=reason))
+            return "paused: %s" % error
+        self._wac_log(event, self.env._(
+            "WhatsApp %(kind)s to %(name)s refused by Meta: %(error)s",
+            kind=kind, name=partner.name, error=str(error)))
+        return "failed: %s" % error
+
+    # ------------------------------------------------------------
+    # MANUAL FLOW
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_manual_link(self, event, partner):
+        """``https://wa.me/<number>?text=<message>`` for one attendee, from the company's
+        editable text, in the company's language and time zone. Works in every mode."""
+        company = event.wa_company_id or self.env.company
+        number = self._wac_number(partner, company)
+        if not number:
+            return None
+        account = company.sudo().wa_account_id
+        lang = company.partner_id.lang or self.env.lang or "en_US"
+        values = self._wac_render_values(self._wac_event_data(event), partner, company, lang)
+        keys = {"name": "attendee_name", "first_name": "attendee_first_name",
+                "date": "appointment_date", "time": "appointment_time",
+                "weekday": "appointment_weekday", "location": "location",
+                "organizer": "organizer", "company": "company_name",
+                "title": "appointment_title"}
+        text = tp.render_text(
+            (account.manual_message_text if account else None)
+            or self.env["wac.account"]._wac_default_manual_text(lang),
+            # Values on one line each; the company's text keeps its own line breaks.
+            {key: tp.sanitize_param(values[source], fallback="")
+             for key, source in keys.items()})
+        return tp.wa_me_link(number, text)
+
+    # ------------------------------------------------------------
+    # REPLIES
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_apply_reply(self, message):
+        """A customer answered an appointment message: update their attendance.
+
+        Tied to the appointment by our quick-reply payload (``CONFIRM:<id>``), by the message
+        it replies to (``context``), or else, for a bare "1"/"2", by the customer's next
+        appointment, provided the business wrote to them in the last 3 days.
+
+        :returns: ``(event, action)`` or ``None``
+        """
+        account = message.account_id or message.company_id.wa_account_id
+        contact = message.contact_id
+        if not account or not contact:
+            return None
+        Event = self.env["calendar.event"].sudo()
+        parsed = tp.parse_payload(message.button_payload)
+        event, partner = Event, self.env["res.partner"]
+        if parsed:
+            action, event_id = parsed
+            event = Event.browse(event_id).exists()
+        else:
+            action = tp.parse_reply(message.body, account.reply_confirm_words,
+                                    account.reply_cancel_words)
+            if not action:
+                return None
+            if message.context_wamid:
+                origin = self.env["wac.message"].sudo().search([
+                    ("company_id", "=", message.company_id.id),
+                    ("wamid", "=", message.context_wamid),
+                    ("res_model", "=", "calendar.event")], limit=1)
+                if origin:
+                    event = Event.browse(origin.res_id).exists()
+                    partner = origin.wa_partner_id
+        if not event:
+            event = self._wac_next_appointment(message.company_id, contact)
+        if not event or event.wa_company_id != message.company_id:
+            return None
+        attendees = event.attendee_ids
+        attendee = (attendees.filtered(lambda a: a.partner_id == partner)
+                    or attendees.filtered(lambda a: a.partner_id == contact.partner_id)
+                    or attendees.filtered(lambda a: a.partner_id.wa_phone_key
+                                          and a.partner_id.wa_phone_key == contact.phone_key))[:1]
+        if not attendee:
+            return None
+        self._wac_apply_attendance(event, attendee, action, message)
+        return event, action
+
+    @api.model
+    def _wac_next_appointment(self, company, contact):
+        recent = self.env["wac.message"].sudo().search_count([
+            ("company_id", "=", company.id), ("contact_id", "=", contact.id),
+            ("direction", "=", "out"), ("source", "in", ("api", "app")),
+            ("message_at", ">=", fields.Datetime.now() - timedelta(days=3))])
+        if not recent:
+            return self.env["calendar.event"]
+        partners = contact.partner_id
+        if contact.phone_key:
+            partners |= self.env["res.partner"].sudo().search(
+                [("wa_phone_key", "=", contact.phone_key)])
+        return self.env["calendar.event"].sudo().search([
+            ("wa_company_id", "=", company.id), ("start", ">", fields.Datetime.now()),
+            ("attendee_ids.partner_id", "in", partners.ids)], order="start", limit=1)
+
+    @api.model
+    def _wac_apply_attendance(self, event, attendee, action, message):
+        _ = self.env._
+        when = format_datetime(self.env, event.start, tz=self._wac_tz(event.wa_company_id).zone,
+                               dt_format="short")
+        answer = message.body or message.button_payload or "?"
+        if action == tp.CONFIRM:
+            if attendee.state != "accepted":
+                attendee.do_accept()
+            text = _("%(name)s confirmed the appointment of %(when)s on WhatsApp (\"%(answer)s\").",
+                     name=attendee.partner_id.name, when=when, answer=answer)
+        else:
+            if attendee.state != "declined":
+                attendee.do_decline()
+            self._wac_drop_jobs(event.ids, kinds=("reminder",),
+                                partner_ids={attendee.partner_id.id})
+            text = _("%(name)s cancelled the appointment of %(when)s on WhatsApp (\"%(answer)s\").",
+                     name=attendee.partner_id.name, when=when, answer=answer)
+        # The organizer is notified (inbox): a cancellation usually calls for another time.
+        event.message_post(body=text, subtype_xmlid="mail.mt_note",
+                           partner_ids=event.user_id.partner_id.ids)
