@@ -25,6 +25,10 @@ class CalendarEvent(models.Model):
     wa_automation_note = fields.Char(
         "WhatsApp automation", readonly=True, copy=False,
         help="What the WhatsApp automation planned for this appointment, or why nothing.")
+    wa_reminder_start = fields.Datetime(
+        readonly=True, copy=False,
+        help="The start for which the WhatsApp reminders were planned; empty while the "
+        "hourly planner still has to enqueue them.")
     wa_message_ids = fields.One2many("wac.message", compute="_compute_wa_message_ids",
                                      string="WhatsApp messages")
     wa_message_count = fields.Integer(compute="_compute_wa_message_ids")

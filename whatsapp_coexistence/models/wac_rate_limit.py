@@ -20,7 +20,7 @@ def _read_committed(cr):
         cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
 
-def reserve_slot(cr, limits, max_wait):
+def reserve_slot(cr, limits, max_wait, commit=True):
     """Reserve a sending slot on ``cr`` and commit it; the core of :class:`WacRateBucket`.
 
     Each limit is one ``wac_rate_bucket`` row: its ``tat`` (theoretical arrival time) is read
@@ -32,6 +32,8 @@ def reserve_slot(cr, limits, max_wait):
     :param cr: a cursor of its own (never a job's cursor: it is committed here)
     :param limits: ``[(key, rate_per_s, burst, company_id)]``
     :param float max_wait: longest wait accepted; beyond it nothing is reserved
+    :param bool commit: commit the reservation here; ``False`` lets the caller add to this
+        transaction and commit it (the reserved slot is then held until that commit)
     :returns: ``(allowed, wait_seconds, slot)``, ``slot`` in epoch seconds (database clock)
     """
     limits = sorted(limits)
@@ -63,7 +65,8 @@ def reserve_slot(cr, limits, max_wait):
         FROM unnest(%s::varchar[], %s::float8[]) AS t(key, tat) WHERE b.key = t.key
         """,
         (keys, list(result.new_tats)))
-    cr.commit()
+    if commit:
+        cr.commit()
     return True, result.wait, result.slot
 
 

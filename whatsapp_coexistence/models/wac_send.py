@@ -32,6 +32,7 @@ close the attempt: nothing was sent, so retrying is safe. A timeout, a dropped c
 import json
 import logging
 import math
+import time
 from datetime import date, datetime, timedelta
 
 import babel
@@ -43,7 +44,9 @@ from markupsafe import Markup
 from odoo import api, fields, models
 from odoo.tools import format_datetime
 
+from odoo.addons.queue_job import delay as qj_delay
 from odoo.addons.queue_job.exception import RetryableJobError
+from odoo.addons.queue_job.job import Job
 
 from ..const import PARAM_KILL_SWITCH, PARAM_PREFIX
 from ..tools.wa_cloud import errors as wa_errors
@@ -51,6 +54,7 @@ from ..tools.wa_cloud import phone as wa_phone
 from ..tools.wa_cloud import ratelimit
 from ..tools.wa_cloud import template_params as tp
 from ..tools.wa_cloud.client import GraphClient
+from .wac_rate_limit import reserve_slot
 from .wac_template import HELLO_WORLD
 
 _logger = logging.getLogger(__name__)
@@ -64,11 +68,17 @@ MAX_ATTEMPTS = 6
 #: A job never waits longer than this in-process for its rate-limit slot; beyond it the job is
 #: postponed. Short, so a worker is never held long.
 MAX_SLEEP = 1.0
+#: Up to this wait, the slot and the intent are committed together (one transaction less).
+SAME_TRANSACTION_WAIT = 0.005
 #: The limiter aims this much below the configured rate: a send leaves a few milliseconds after
 #: its slot, and the margin keeps any one-second window under the cap as Meta measures it.
 RATE_SAFETY = 0.97
 #: queue_job retries; Meta errors stop earlier (MAX_ATTEMPTS) and waits use ignore_retry.
 JOB_MAX_RETRIES = 20
+#: Reminders are enqueued this long before they are due (the planner runs every hour).
+REMINDER_LOOKAHEAD = timedelta(hours=3)
+#: A reminder found late by the planner still goes if the appointment is this far away.
+REMINDER_MIN_LEAD = timedelta(hours=1)
 
 
 def start_key(value):
@@ -106,7 +116,8 @@ class WacSend(models.AbstractModel):
 
     @api.model
     def _wac_now(self):
-        return fields.Datetime.now()
+        """Now (UTC, naive); ``wac_now`` in the context runs the planner as of another time."""
+        return self.env.context.get("wac_now") or fields.Datetime.now()
 
     @api.model
     def _wac_kill_switch(self):
@@ -163,13 +174,14 @@ class WacSend(models.AbstractModel):
     def _wac_recipients(self, event):
         """Attendees who are not internal users (the customers of an appointment)."""
         partners = event.sudo().attendee_ids.partner_id
-        return partners.filtered(lambda p: not p.with_context(active_test=False).user_ids
-                                 .filtered(lambda u: not u.share))
+        users = partners.with_context(active_test=False).user_ids
+        return partners - users.filtered(lambda u: not u.share).partner_id
 
     @api.model
     def _wac_number(self, partner, company):
         """The partner's number usable on WhatsApp, in E.164, or ``None``."""
-        region = partner.country_id.code or company.country_id.code
+        # The company partner's country: res.company.country_id is computed from the address.
+        region = partner.country_id.code or company.partner_id.country_id.code
         for number in (partner.mobile, partner.phone):
             e164 = wa_phone.normalize(number, region) if number else None
             if e164:
@@ -209,22 +221,30 @@ class WacSend(models.AbstractModel):
     # ------------------------------------------------------------
 
     @api.model
-    def _wac_plan(self, items):
+    def _wac_plan(self, items, late_ok=False):
         """Decide and enqueue the messages of several events at once.
+
+        A reminder more than :data:`REMINDER_LOOKAHEAD` away is not enqueued yet: the hourly
+        planner (:meth:`_wac_cron_plan_reminders`) enqueues it when it comes near. The queue
+        then holds hours of reminders, not months of them (a weekly appointment for a year
+        would otherwise sit as 52 jobs per customer in the job runner's memory).
 
         :param items: ``[(event, kinds, partners or None, snapshot or None)]``; ``partners``
             restricts the recipients (attendees added or removed), ``snapshot`` carries a
             deleted event's data
+        :param bool late_ok: a reminder whose time has passed goes at once if the appointment
+            is still :data:`REMINDER_MIN_LEAD` away (the planner ran late); otherwise it is
+            skipped (the confirmation just sent covers it)
         """
         by_company = {}
         for item in items:
             event = item[0]
             by_company.setdefault(event.wa_company_id or self.env.company, []).append(item)
         for company, company_items in by_company.items():
-            self._wac_plan_company(company, company_items)
+            self._wac_plan_company(company, company_items, late_ok)
 
     @api.model
-    def _wac_plan_company(self, company, items):
+    def _wac_plan_company(self, company, items, late_ok=False):
         _ = self.env._
         now = self._wac_now()
         notes, logs = {}, {}
@@ -256,10 +276,13 @@ class WacSend(models.AbstractModel):
         offset = timedelta(hours=account.reminder_offset_hours or 0)
         tz = self._wac_tz(company)
         summary = {}  # event -> (planned kinds, partners, reminder time)
-        for (event, kinds, _partners, snapshot), partners in zip(items, recipients):
+        specs = []
+        markers = {}  # event -> the start its reminders were planned for (None: not yet)
+        for (event, kinds, partners_given, snapshot), partners in zip(items, recipients):
             data = snapshot or self._wac_event_data(event)
             start = fields.Datetime.from_string(data["start"])
-            lines = logs.setdefault(event, []) if not snapshot else []
+            # The planner's runs do not repeat what creating the event already logged.
+            lines = logs.setdefault(event, []) if not (snapshot or late_ok) else []
             planned, planned_for, reminder_at = summary.setdefault(event, (set(), set(), []))
             if start <= now:
                 if not snapshot:
@@ -281,6 +304,8 @@ class WacSend(models.AbstractModel):
                     ok_partners.append(partner)
             for kind in kinds:
                 if kind not in mapped:
+                    if kind == "reminder" and not snapshot and partners_given is None:
+                        markers[event] = start
                     if ok_partners:
                         lines.append(_("No approved template is mapped for the %(kind)s "
                                        "message of %(company)s.", kind=kind,
@@ -289,25 +314,39 @@ class WacSend(models.AbstractModel):
                 eta = None
                 if kind == "reminder":
                     eta = self._wac_reminder_eta(account, start, offset, tz)
-                    if not eta or eta <= now:
+                    if eta and eta > now + REMINDER_LOOKAHEAD:
+                        # Enqueued by the planner when it comes near.
+                        if ok_partners:
+                            reminder_at.append(eta)
+                        if not snapshot:
+                            markers[event] = None
+                        continue
+                    if not snapshot and partners_given is None:
+                        markers[event] = start
+                    if (not eta or eta <= now) and late_ok \
+                            and start - now >= REMINDER_MIN_LEAD:
+                        eta = None  # late: at once
+                    elif not eta or eta <= now:
                         if ok_partners:
                             lines.append(_("No reminder: the appointment is less than "
                                            "%(hours)s hour(s) away.",
                                            hours=account.reminder_offset_hours))
                         continue
-                    reminder_at.append(eta)
+                    reminder_at.append(eta or now)
                 for partner in ok_partners:
-                    self._wac_enqueue(company, data, kind, partner, eta, snapshot)
+                    specs.append((company, data, kind, partner, eta, snapshot))
                     planned.add(kind)
                     planned_for.add(partner.id)
             if not snapshot and event not in notes:
                 notes[event] = None
+        self._wac_enqueue_many(specs)
         for event, note in notes.items():
             if note is None:
                 planned, planned_for, reminder_at = summary[event]
                 notes[event] = self._wac_plan_note(planned, planned_for,
                                                    max(reminder_at, default=None), tz)
-        self._wac_write_notes(notes, {e: lines for e, lines in logs.items() if lines})
+        self._wac_write_notes(notes, {e: lines for e, lines in logs.items() if lines},
+                              markers)
 
     @api.model
     def _wac_reminder_eta(self, account, start, offset, tz):
@@ -324,32 +363,73 @@ class WacSend(models.AbstractModel):
     @api.model
     def _wac_plan_note(self, planned, partners, reminder_at, tz):
         _ = self.env._
-        if not planned:
+        if not planned and not reminder_at:
             return _("Nothing planned on WhatsApp for this appointment.")
         labels = dict(self.env["wac.template.mapping"]._fields["message_type"]
                       ._description_selection(self.env))
-        note = _("WhatsApp %(kinds)s planned for %(count)s attendee(s).",
-                 kinds=", ".join(labels[k].lower() for k in KINDS if k in planned),
-                 count=len(partners))
+        if planned:
+            note = _("WhatsApp %(kinds)s planned for %(count)s attendee(s).",
+                     kinds=", ".join(labels[k].lower() for k in KINDS if k in planned),
+                     count=len(partners))
+        else:
+            note = _("WhatsApp reminder planned.")
         if reminder_at:
             note += " " + _("Reminder on %(when)s.", when=format_datetime(
                 self.env, reminder_at, tz=tz.zone, dt_format="short"))
         return note
 
     @api.model
-    def _wac_write_notes(self, notes, logs):
-        """Store the automation note of each event (one UPDATE per distinct note, without
-        going through calendar's ``write``) and log the per-attendee reasons on the chatter."""
-        by_note = {}
-        for event, note in notes.items():
-            by_note.setdefault(note, []).append(event.id)
-        for note, ids in by_note.items():
+    def _wac_cron_plan_reminders(self):
+        """Hourly: enqueue the reminders that come within :data:`REMINDER_LOOKAHEAD`.
+
+        Events of companies whose automation runs, active, not started, whose reminders were
+        not planned for their current start (``wa_reminder_start``). Identity keys keep a
+        reminder already waiting from being queued twice.
+        """
+        now = self._wac_now()
+        accounts = self.env["wac.account"].sudo().search([
+            ("automation_mode", "!=", "disabled"), ("state", "=", "connected"),
+            ("automation_paused", "=", False)])
+        if self._wac_kill_switch():
+            return 0
+        events = self.env["calendar.event"]
+        for account in accounts:
+            horizon = now + timedelta(hours=account.reminder_offset_hours) + REMINDER_LOOKAHEAD
+            self.env.flush_all()
+            self.env.cr.execute("""
+                SELECT id FROM calendar_event
+                 WHERE wa_company_id = %s AND active AND start > %s AND start <= %s
+                   AND wa_reminder_start IS DISTINCT FROM start
+                 ORDER BY start LIMIT 5000""", (account.company_id.id, now, horizon))
+            events |= events.browse([row[0] for row in self.env.cr.fetchall()])
+        self._wac_plan([(event, ("reminder",), None, None) for event in events.sudo()],
+                       late_ok=True)
+        return len(events)
+
+    @api.model
+    def _wac_write_notes(self, notes, logs, markers=None):
+        """Store the automation note of each event and the start its reminders were planned
+        for (``wa_reminder_start``, ``None`` while the planner still has to), with one UPDATE
+        per distinct pair and without going through calendar's ``write``; log the
+        per-attendee reasons on the chatter."""
+        markers = markers or {}
+        groups = {}
+        for event in set(notes) | set(markers):
+            key = (notes.get(event), event in markers, markers.get(event))
+            groups.setdefault(key, []).append(event.id)
+        for (note, has_marker, marker), ids in groups.items():
+            assignments = ["wa_automation_note = COALESCE(%s, wa_automation_note)"]
+            params = [note]
+            if has_marker:
+                assignments.append("wa_reminder_start = %s")
+                params.append(marker)
             self.env.cr.execute(
-                "UPDATE calendar_event SET wa_automation_note = %s WHERE id = ANY(%s)",
-                (note, ids))
-        if notes:
-            self.env["calendar.event"].browse([e.id for e in notes]).invalidate_recordset(
-                ["wa_automation_note"])
+                "UPDATE calendar_event SET %s WHERE id = ANY(%%s)" % ", ".join(assignments),
+                (*params, ids))
+        if groups:
+            self.env["calendar.event"].browse(
+                [e.id for e in set(notes) | set(markers)]).invalidate_recordset(
+                ["wa_automation_note", "wa_reminder_start"])
         for event, lines in logs.items():
             event.sudo()._message_log(body=Markup("<p>%s</p><ul>%s</ul>") % (
                 self.env._("WhatsApp automation"),
@@ -363,6 +443,42 @@ class WacSend(models.AbstractModel):
             description="WhatsApp %s: %s → %s" % (kind, data["name"], partner.name),
         )._wac_job_send(company.id, data["id"], kind, partner.id, start_key(data["start"]),
                         snapshot)
+
+    @api.model
+    def _wac_enqueue_many(self, specs):
+        """Enqueue many send jobs with one identity-key lookup and one batch insert.
+
+        Exactly what ``with_delay(identity_key=...)`` does job by job (same ``Job`` values,
+        same identity rule: no new job while one with the key is waiting), at a fraction of
+        the cost when an appointment batch plans hundreds of messages. Under ``trap_jobs``
+        (tests) or ``queue_job__no_delay``, each job goes through ``with_delay``.
+
+        :param specs: ``[(company, data, kind, partner, eta, snapshot)]``
+        """
+        if not specs:
+            return
+        if qj_delay.Job is not Job or qj_delay.must_run_without_delay(self.env):
+            for spec in specs:
+                self._wac_enqueue(*spec)
+            return
+        jobs = {}
+        for company, data, kind, partner, eta, snapshot in specs:
+            start = start_key(data["start"])
+            key = send_key(data["id"], kind, partner.id, start)
+            if key in jobs:
+                continue
+            jobs[key] = Job(
+                self.sudo().with_company(company)._wac_job_send,
+                args=(company.id, data["id"], kind, partner.id, start, snapshot),
+                eta=eta, channel=CHANNEL, identity_key=key, max_retries=JOB_MAX_RETRIES,
+                description="WhatsApp %s: %s → %s" % (kind, data["name"], partner.name))
+        QueueJob = self.env["queue.job"].sudo()
+        waiting = set(QueueJob.search([
+            ("identity_key", "in", list(jobs)),
+            ("state", "in", ("wait_dependencies", "pending", "enqueued"))]).mapped("identity_key"))
+        QueueJob.with_context(_job_edit_sentinel=QueueJob.EDIT_SENTINEL,
+                              tracking_disable=True).create([
+            job._store_values(create=True) for key, job in jobs.items() if key not in waiting])
 
     @api.model
     def _wac_drop_jobs(self, event_ids, kinds=None, partner_ids=None):
@@ -416,9 +532,10 @@ class WacSend(models.AbstractModel):
             informed = self.env["res.partner"].browse(
                 self._wac_informed(event.wa_company_id, event.id, partners.ids))
             if informed:
-                items.append((event, ("reschedule", "reminder"), informed, None))
+                items.append((event, ("reschedule",), informed, None))
             if partners - informed:
-                items.append((event, ("confirmation", "reminder"), partners - informed, None))
+                items.append((event, ("confirmation",), partners - informed, None))
+            items.append((event, ("reminder",), None, None))
         self._wac_plan(items)
 
     @api.model
@@ -662,8 +779,8 @@ class WacSend(models.AbstractModel):
                     "hours.", count=count, number=number))
         if kind == "reminder":
             self._wac_check_quiet_hours(account, company, data)
-        self._wac_wait_for_slot(account, company, digits)
-        message_id = self._wac_open_attempt(message, vals, account, digits, partner)
+        message_id = self._wac_reserve_and_open(message, vals, account, company, digits,
+                                                partner)
         try:
             result = account._wac_client().send_message(account.phone_number_id, payload)
         except wa_errors.WaCloudError as error:
@@ -733,9 +850,8 @@ class WacSend(models.AbstractModel):
             seconds=max(1, math.ceil((end - local_now).total_seconds())), ignore_retry=True)
 
     @api.model
-    def _wac_wait_for_slot(self, account, company, digits):
-        """Reserve a slot under the company's rate and the recipient's spacing; sleep until
-        it if it is close, else postpone the job (no retry is consumed)."""
+    def _wac_limits(self, account, company, digits):
+        """The rate limits of one send: the company's rate, the recipient's spacing."""
         limits = []
         if account.rate_limit_mps > 0:
             limits.append(("company:%d" % company.id, account.rate_limit_mps * RATE_SAFETY, 1,
@@ -743,51 +859,71 @@ class WacSend(models.AbstractModel):
         if account.recipient_spacing_s > 0:
             limits.append(("pair:%d:%s" % (company.id, wa_phone.canonical(digits)),
                            1.0 / account.recipient_spacing_s, 1, company.id))
-        allowed, wait = self.env["wac.rate.bucket"]._wac_reserve(limits, max_wait=MAX_SLEEP)
-        if not allowed:
-            raise RetryableJobError("Rate limit: next slot in %.1f s" % wait,
-                                    seconds=max(1, math.ceil(wait)), ignore_retry=True)
+        return limits
 
-    # -- the message row, in transactions of its own -----------------------------------------
+    def _wac_reserve_and_open(self, message, vals, account, company, digits, partner):
+        """Reserve a slot under the rate limits, then commit the intent before calling Meta.
 
-    def _wac_open_attempt(self, message, vals, account, digits, partner):
-        """Commit the intent (the row, its payload, ``wa_attempt_open``) before calling Meta.
+        The slot is reserved in a short transaction of its own (``wac.rate.bucket``); when it
+        is at most :data:`MAX_SLEEP` away the job sleeps until it, else the job is postponed
+        without consuming a retry. The intent (the row, its payload, ``wa_attempt_open``) is
+        committed right before the HTTP call: in the same transaction as the reservation when
+        no wait is needed, in a second one after the sleep otherwise, so that a worker dying
+        while it sleeps never leaves an attempt that looks uncertain.
 
-        :returns: the row's id
+        :returns: the message row's id
         """
+        limits = self._wac_limits(account, company, digits)
         with self.env.registry.cursor() as cr:
-            env = self.env(cr=cr)
-            Message = env["wac.message"].sudo()
-            if message:
-                try:
-                    cr.execute("SELECT wamid, wa_attempt_open, wa_retry_confirmed FROM wac_message"
-                               " WHERE id = %s FOR UPDATE NOWAIT", (message.id,))
-                except psycopg2.errors.LockNotAvailable:
-                    raise RetryableJobError("Another worker is sending this message",
-                                            seconds=10, ignore_retry=True) from None
-                wamid, attempt_open, retry_confirmed = cr.fetchone()
-                if wamid or (attempt_open and not retry_confirmed):
-                    raise RetryableJobError("Another attempt of this message is under way",
-                                            seconds=10, ignore_retry=True)
-            if not vals.get("contact_id"):
-                contacts = env["wac.contact"].sudo()._wac_resolve(
-                    account.with_env(env), [(digits, None, partner.name)])
-                vals = dict(vals, contact_id=contacts[digits].id)
-            vals = dict(vals, status="pending", wa_attempt_open=True,
-                        wa_attempt_at=fields.Datetime.now(), wa_retry_confirmed=False,
-                        error_code=False, error_title=False, error_details=False)
-            if message:
-                Message.browse(message.id).write(vals)
-                message_id = message.id
-            else:
-                try:
-                    with cr.savepoint():
-                        message_id = Message.create(vals).id
-                except psycopg2.IntegrityError:
-                    raise RetryableJobError("Another worker created this message",
-                                            seconds=10, ignore_retry=True) from None
+            allowed, wait, _slot = reserve_slot(cr, limits, MAX_SLEEP, commit=False)
+            if not allowed:
+                raise RetryableJobError("Rate limit: next slot in %.1f s" % wait,
+                                        seconds=max(1, math.ceil(wait)), ignore_retry=True)
+            message_id = None
+            if wait <= SAME_TRANSACTION_WAIT:
+                message_id = self._wac_write_intent(cr, message, vals, account, digits,
+                                                    partner)
+        if wait > 0:
+            time.sleep(wait)
+        if message_id is None:
+            with self.env.registry.cursor() as cr:
+                message_id = self._wac_write_intent(cr, message, vals, account, digits,
+                                                    partner)
         self.env["wac.message"].invalidate_model()
         return message_id
+
+    def _wac_write_intent(self, cr, message, vals, account, digits, partner):
+        """Write the intent row on ``cr`` (committed by the caller); return its id."""
+        env = self.env(cr=cr)
+        Message = env["wac.message"].sudo()
+        if message:
+            try:
+                with cr.savepoint():
+                    cr.execute("SELECT wamid, wa_attempt_open, wa_retry_confirmed FROM "
+                               "wac_message WHERE id = %s FOR UPDATE NOWAIT", (message.id,))
+                    wamid, attempt_open, retry_confirmed = cr.fetchone()
+            except psycopg2.errors.LockNotAvailable:
+                raise RetryableJobError("Another worker is sending this message",
+                                        seconds=10, ignore_retry=True) from None
+            if wamid or (attempt_open and not retry_confirmed):
+                raise RetryableJobError("Another attempt of this message is under way",
+                                        seconds=10, ignore_retry=True)
+        if not vals.get("contact_id"):
+            contacts = env["wac.contact"].sudo()._wac_resolve(
+                account.with_env(env), [(digits, None, partner.name)])
+            vals = dict(vals, contact_id=contacts[digits].id)
+        vals = dict(vals, status="pending", wa_attempt_open=True,
+                    wa_attempt_at=fields.Datetime.now(), wa_retry_confirmed=False,
+                    error_code=False, error_title=False, error_details=False)
+        if message:
+            Message.browse(message.id).write(vals)
+            return message.id
+        try:
+            with cr.savepoint():
+                return Message.create(vals).id
+        except psycopg2.IntegrityError:
+            raise RetryableJobError("Another worker created this message",
+                                    seconds=10, ignore_retry=True) from None
 
     def _wac_close_attempt(self, message_id, vals, attach=False):
         """Commit the outcome of an attempt right after Meta's answer."""
@@ -867,7 +1003,8 @@ class WacSend(models.AbstractModel):
             event.message_post(body=text, subtype_xmlid="mail.mt_note",
                                partner_ids=event.user_id.partner_id.ids)
         else:
-            event._message_log(body=text)
+            # Written by the automation (OdooBot), not by whoever enqueued the job.
+            event._message_log(body=text, author_id=self.env.ref("base.partner_root").id)
 
     # -- errors ------------------------------------------------------------------------------
 

@@ -24,6 +24,12 @@ JOAO = "+55 11 98765-1234"
 ANA = "+55 21 99876-1111"
 
 
+def near_start(hours=25):
+    """A start ``hours`` from now, to the minute: its 24-hour reminder is due within the
+    planner's look-ahead, so it is enqueued with the appointment."""
+    return fields.Datetime.now().replace(second=0, microsecond=0) + timedelta(hours=hours)
+
+
 class WacAutomationMixin:
     @classmethod
     def _wac_automation_setup(cls):
@@ -109,6 +115,12 @@ class WacAutomationMixin:
             "partner_ids": [(6, 0, [user.partner_id.id, *partners.ids])],
             "wa_company_id": company.id,
         }, **vals))
+
+    def plan_reminders(self, as_of):
+        """Run the hourly reminder planner as of ``as_of``; return the trap."""
+        trap, _count = self.enqueue(
+            self.env["wac.send"].with_context(wac_now=as_of)._wac_cron_plan_reminders)
+        return trap
 
     def enqueue(self, func, *args, **kwargs):
         """Run ``func`` and return the jobs it enqueued (trapped, not run)."""

@@ -7,29 +7,60 @@ from odoo.tests import tagged
 
 from ..const import PARAM_KILL_SWITCH
 from ..models.wac_send import send_key, start_key
-from .common_automation import FUTURE_START, WacAutomationCase
+from .common_automation import FUTURE_START, WacAutomationCase, near_start
 
 START = start_key(FUTURE_START)
+DAY = timedelta(hours=24)
 
 
 @tagged("post_install", "-at_install")
 class TestAutomationTriggers(WacAutomationCase):
-    def test_create_enqueues_confirmation_and_reminder_per_customer(self):
+    def test_create_enqueues_confirmation_now_and_the_reminder_when_near(self):
         trap, event = self.enqueue(self.make_event, self.maria | self.joao)
         calls = self.job_calls(trap)
-        self.assertEqual(set(calls), {
-            (event.id, kind, partner.id, START)
-            for kind in ("confirmation", "reminder") for partner in (self.maria, self.joao)
-        }, "the organizer (an internal user) gets nothing")
+        self.assertEqual(set(calls), {(event.id, "confirmation", partner.id, START)
+                                      for partner in (self.maria, self.joao)},
+                         "the organizer (an internal user) gets nothing")
         confirmation = calls[(event.id, "confirmation", self.maria.id, START)]
         self.assertEqual(confirmation["identity_key"],
                          send_key(event.id, "confirmation", self.maria.id, START))
         self.assertEqual(confirmation["channel"], "root.whatsapp")
         self.assertIsNone(confirmation["eta"])
-        reminder = calls[(event.id, "reminder", self.maria.id, START)]
-        self.assertEqual(reminder["eta"], FUTURE_START - timedelta(hours=24))
         self.assertIn("planned for 2 attendee(s)", event.wa_automation_note)
-        self.assertIn("Reminder on", event.wa_automation_note)
+        self.assertIn("Reminder on 2/1/27, 2:30", event.wa_automation_note)
+        self.assertFalse(event.wa_reminder_start, "the planner still has to enqueue it")
+        # The hourly planner, an hour before the reminder is due, enqueues it.
+        trap = self.plan_reminders(FUTURE_START - DAY - timedelta(hours=1))
+        calls = self.job_calls(trap)
+        self.assertEqual(set(calls), {(event.id, "reminder", partner.id, START)
+                                      for partner in (self.maria, self.joao)})
+        reminder = calls[(event.id, "reminder", self.maria.id, START)]
+        self.assertEqual(reminder["eta"], FUTURE_START - DAY)
+        self.assertEqual(reminder["identity_key"],
+                         send_key(event.id, "reminder", self.maria.id, START))
+        self.assertEqual(event.wa_reminder_start, FUTURE_START)
+        # Planned once: the next runs leave it alone.
+        trap = self.plan_reminders(FUTURE_START - DAY - timedelta(minutes=30))
+        trap.assert_jobs_count(0)
+
+    def test_near_appointment_gets_its_reminder_at_once(self):
+        start = near_start(25)
+        trap, event = self.enqueue(self.make_event, self.maria, start=start)
+        calls = self.job_calls(trap)
+        self.assertEqual({key[1] for key in calls}, {"confirmation", "reminder"})
+        self.assertEqual(calls[(event.id, "reminder", self.maria.id, start_key(start))]["eta"],
+                         start - DAY)
+        self.assertEqual(event.wa_reminder_start, start)
+        self.plan_reminders(fields.Datetime.now()).assert_jobs_count(0)
+
+    def test_late_planner_sends_the_reminder_at_once(self):
+        trap, _event = self.enqueue(self.make_event, self.maria)
+        trap = self.plan_reminders(FUTURE_START - timedelta(hours=20))
+        (call,) = trap.calls
+        self.assertEqual(call.args[2], "reminder")
+        self.assertIsNone(call.properties["eta"], "4 hours late, the appointment in 20")
+        trap = self.plan_reminders(FUTURE_START - timedelta(minutes=30))
+        trap.assert_jobs_count(0)
 
     def test_batch_create_spans_companies(self):
         Event = self.env["calendar.event"]
@@ -41,27 +72,29 @@ class TestAutomationTriggers(WacAutomationCase):
         ])
         companies = {call.args[0] for call in trap.calls}
         self.assertEqual(companies, {self.company_a.id, self.company_b.id})
-        self.assertEqual(len(trap.calls), 4)
+        self.assertEqual(len(trap.calls), 2)
 
     def test_reminder_waits_for_the_end_of_quiet_hours(self):
         self.account_a.write({"quiet_hours_start": 21, "quiet_hours_end": 8})
         start = datetime(2027, 2, 2, 10, 0)  # 07:00 in São Paulo: the reminder would be 07:00
-        trap, event = self.enqueue(self.make_event, self.maria, start=start)
+        _trap, event = self.enqueue(self.make_event, self.maria, start=start)
+        trap = self.plan_reminders(datetime(2027, 2, 1, 9, 0))
         eta = self.job_calls(trap)[(event.id, "reminder", self.maria.id, start_key(start))]["eta"]
         self.assertEqual(eta, datetime(2027, 2, 1, 11, 0), "08:00 local, the end of quiet hours")
 
     def test_reminder_offset_is_per_company(self):
         self.account_a.reminder_offset_hours = 2
-        trap, event = self.enqueue(self.make_event, self.maria)
-        eta = self.job_calls(trap)[(event.id, "reminder", self.maria.id, START)]["eta"]
-        self.assertEqual(eta, FUTURE_START - timedelta(hours=2))
+        start = near_start(4)
+        trap, event = self.enqueue(self.make_event, self.maria, start=start)
+        eta = self.job_calls(trap)[(event.id, "reminder", self.maria.id, start_key(start))]["eta"]
+        self.assertEqual(eta, start - timedelta(hours=2))
 
     def test_no_reminder_when_closer_than_the_offset(self):
-        start = fields.Datetime.now().replace(microsecond=0) + timedelta(hours=5)
-        trap, event = self.enqueue(self.make_event, self.maria, start=start)
+        trap, event = self.enqueue(self.make_event, self.maria, start=near_start(5))
         kinds = {key[1] for key in self.job_calls(trap)}
         self.assertEqual(kinds, {"confirmation"})
         self.assertIn("less than 24", self.chatter(event))
+        self.plan_reminders(fields.Datetime.now()).assert_jobs_count(0)
 
     def test_disabled_mode_enqueues_nothing_and_says_so(self):
         self.account_a.automation_mode = "disabled"
@@ -69,6 +102,7 @@ class TestAutomationTriggers(WacAutomationCase):
         trap.assert_jobs_count(0)
         self.assertEqual(event.wa_automation_note,
                          "WhatsApp automation is disabled for Clínica A.")
+        self.plan_reminders(FUTURE_START - DAY).assert_jobs_count(0)
 
     def test_not_connected_account_enqueues_nothing_and_logs(self):
         self.account_a.write({"state": "needs_reauth"})
@@ -89,6 +123,7 @@ class TestAutomationTriggers(WacAutomationCase):
         trap, event = self.enqueue(self.make_event, self.maria)
         trap.assert_jobs_count(0)
         self.assertIn("kill switch", event.wa_automation_note)
+        self.plan_reminders(FUTURE_START - DAY).assert_jobs_count(0)
 
     def test_paused_company_enqueues_nothing_other_company_does(self):
         self.account_a._wac_pause("token revoked")
@@ -97,15 +132,16 @@ class TestAutomationTriggers(WacAutomationCase):
         self.assertIn("paused: token revoked", event_a.wa_automation_note)
         trap, _event_b = self.enqueue(self.make_event, self.joao, company=self.company_b,
                                       user=self.env.user)
-        trap.assert_jobs_count(2)
+        trap.assert_jobs_count(1)
 
     def test_opted_out_partner_gets_nothing_and_the_chatter_says_why(self):
         contacts = self.env["wac.contact"]._wac_resolve(self.account_a, [("5511991234567",
                                                                          None, "Maria")])
         contacts["5511991234567"]._wac_set_opt_out(True, "keyword SAIR")
-        trap, event = self.enqueue(self.make_event, self.maria | self.joao)
+        trap, event = self.enqueue(self.make_event, self.maria | self.joao,
+                                   start=near_start(25))
         partners = {key[2] for key in self.job_calls(trap)}
-        self.assertEqual(partners, {self.joao.id})
+        self.assertEqual(partners, {self.joao.id}, "neither confirmation nor reminder")
         self.assertIn("Maria Silva opted out", self.chatter(event))
 
     def test_opt_out_is_per_company(self):
@@ -129,16 +165,21 @@ class TestAutomationTriggers(WacAutomationCase):
     def test_unmapped_message_type_is_reported(self):
         self.env["wac.template.mapping"].search([
             ("company_id", "=", self.company_a.id), ("message_type", "=", "reminder")]).unlink()
-        trap, event = self.enqueue(self.make_event, self.maria)
+        trap, event = self.enqueue(self.make_event, self.maria, start=near_start(25))
         self.assertEqual({key[1] for key in self.job_calls(trap)}, {"confirmation"})
         self.assertIn("No approved template is mapped for the reminder", self.chatter(event))
+        self.plan_reminders(fields.Datetime.now()).assert_jobs_count(0)
 
     def test_enqueue_is_idempotent_with_stored_jobs(self):
         """Without trap: the same (event, type, attendee, start) is one queue job."""
-        event = self.make_event(self.maria)
+        start = near_start(25)
+        event = self.make_event(self.maria, start=start)
         Job = self.env["queue.job"]
-        key = send_key(event.id, "reminder", self.maria.id, START)
-        self.assertEqual(Job.search_count([("identity_key", "=", key)]), 1)
+        key = send_key(event.id, "reminder", self.maria.id, start_key(start))
+        job = Job.search([("identity_key", "=", key)])
+        self.assertEqual(len(job), 1)
+        self.assertEqual((job.channel, job.eta, job.method_name),
+                         ("root.whatsapp", start - DAY, "_wac_job_send"))
         self.env["wac.send"]._wac_events_created(event)  # e.g. a second trigger
         self.assertEqual(Job.search_count([("identity_key", "=", key)]), 1)
         event.write({"name": "Limpeza e avaliação"})
@@ -149,14 +190,13 @@ class TestAutomationTriggers(WacAutomationCase):
     # ------------------------------------------------------------
 
     def test_reschedule_moves_the_reminder(self):
-        event = self.make_event(self.maria)
-        Job = self.env["queue.job"]
-        old_reminder = Job.search([("identity_key", "=", send_key(
-            event.id, "reminder", self.maria.id, START))])
+        start = near_start(26)
+        event = self.make_event(self.maria, start=start)
+        old_reminder = self.env["queue.job"].search([("identity_key", "=", send_key(
+            event.id, "reminder", self.maria.id, start_key(start)))])
         self.assertEqual(old_reminder.state, "pending")
-        # Maria was told about it.
-        self.send(event, "confirmation", self.maria)
-        new_start = FUTURE_START + timedelta(days=1)
+        self.send(event, "confirmation", self.maria)  # Maria was told about it
+        new_start = start + timedelta(hours=1)
         trap, _result = self.enqueue(event.write, {
             "start": new_start, "stop": new_start + timedelta(minutes=45)})
         self.assertEqual(old_reminder.state, "cancelled", "the pending reminder is dropped")
@@ -165,7 +205,15 @@ class TestAutomationTriggers(WacAutomationCase):
         self.assertEqual(set(calls), {(event.id, "reschedule", self.maria.id, new),
                                       (event.id, "reminder", self.maria.id, new)})
         self.assertEqual(calls[(event.id, "reminder", self.maria.id, new)]["eta"],
-                         new_start - timedelta(hours=24))
+                         new_start - DAY)
+        # Far away now: the planner takes the reminder over.
+        far = FUTURE_START
+        trap, _result = self.enqueue(event.write, {"start": far,
+                                                   "stop": far + timedelta(hours=1)})
+        self.assertEqual({key[1] for key in self.job_calls(trap)}, {"reschedule"})
+        self.assertFalse(event.wa_reminder_start)
+        trap = self.plan_reminders(far - DAY - timedelta(hours=1))
+        self.assertEqual({key[1] for key in self.job_calls(trap)}, {"reminder"})
 
     def test_move_before_anything_was_sent_confirms_the_new_time(self):
         _trap, event = self.enqueue(self.make_event, self.maria)
@@ -173,20 +221,22 @@ class TestAutomationTriggers(WacAutomationCase):
         trap2, _r = self.enqueue(event.write, {"start": new_start,
                                                "stop": new_start + timedelta(hours=1)})
         kinds = {key[1] for key in self.job_calls(trap2)}
-        self.assertEqual(kinds, {"confirmation", "reminder"},
+        self.assertEqual(kinds, {"confirmation"},
                          "no 'rescheduled' for an appointment the customer never heard of")
         # The old jobs, if they still run, see that the time changed.
         self.assertIn("skipped", self.send(event, "confirmation", self.maria, start=START))
         self.assertFalse(self.sent_messages())
 
     def test_archive_cancels_pending_reminders_and_enqueues_cancellation(self):
-        event = self.make_event(self.maria)
+        start = near_start(25)
+        event = self.make_event(self.maria, start=start)
         reminder = self.env["queue.job"].search([("identity_key", "=", send_key(
-            event.id, "reminder", self.maria.id, START))])
+            event.id, "reminder", self.maria.id, start_key(start)))])
         trap, _r = self.enqueue(event.action_archive)
         self.assertEqual(reminder.state, "cancelled")
         self.assertEqual(set(self.job_calls(trap)),
-                         {(event.id, "cancellation", self.maria.id, START)})
+                         {(event.id, "cancellation", self.maria.id, start_key(start))})
+        self.plan_reminders(fields.Datetime.now()).assert_jobs_count(0)
 
     def test_unlink_enqueues_cancellation_with_a_snapshot(self):
         trap, event = self.enqueue(self.make_event, self.maria)
@@ -199,16 +249,26 @@ class TestAutomationTriggers(WacAutomationCase):
         self.assertEqual(snapshot["start"], fields.Datetime.to_string(FUTURE_START))
 
     def test_attendees_added_and_removed(self):
-        event = self.make_event(self.maria)
+        start = near_start(25)
+        event = self.make_event(self.maria, start=start)
         trap, _r = self.enqueue(event.write, {"partner_ids": [(4, self.joao.id),
                                                               (3, self.maria.id)]})
-        calls = set(self.job_calls(trap))
-        self.assertIn((event.id, "confirmation", self.joao.id, START), calls)
-        self.assertIn((event.id, "reminder", self.joao.id, START), calls)
-        self.assertIn((event.id, "cancellation", self.maria.id, START), calls)
+        key = start_key(start)
+        self.assertEqual(set(self.job_calls(trap)), {
+            (event.id, "confirmation", self.joao.id, key),
+            (event.id, "reminder", self.joao.id, key),
+            (event.id, "cancellation", self.maria.id, key)})
         dropped = self.env["queue.job"].search([("identity_key", "=", send_key(
-            event.id, "reminder", self.maria.id, START))])
+            event.id, "reminder", self.maria.id, key))])
         self.assertEqual(dropped.state, "cancelled")
+
+    def test_attendee_added_to_a_far_appointment_gets_the_planned_reminder(self):
+        _trap, event = self.enqueue(self.make_event, self.maria)
+        self.plan_reminders(FUTURE_START - DAY - timedelta(hours=4))  # nothing due yet
+        self.enqueue(event.write, {"partner_ids": [(4, self.joao.id)]})
+        trap = self.plan_reminders(FUTURE_START - DAY - timedelta(hours=1))
+        self.assertEqual({key[2] for key in self.job_calls(trap)},
+                         {self.maria.id, self.joao.id})
 
     def test_unrelated_write_enqueues_nothing(self):
         event = self.make_event(self.maria)
@@ -216,8 +276,14 @@ class TestAutomationTriggers(WacAutomationCase):
         trap.assert_jobs_count(0)
 
     def test_occurrences_of_a_recurrence_get_reminders_only(self):
-        trap, _event = self.enqueue(self.make_event, self.maria, recurrency=True,
-                                   rrule_type="weekly", count=3, tue=True)
+        start = near_start(25)
+        trap, event = self.enqueue(self.make_event, self.maria, start=start, recurrency=True,
+                                   rrule_type="daily", count=3)
         kinds = sorted(key[1] for key in self.job_calls(trap))
-        self.assertEqual(kinds.count("confirmation"), 1)
-        self.assertEqual(kinds.count("reminder"), 3)
+        self.assertEqual(kinds, ["confirmation", "reminder"],
+                         "one confirmation; the first reminder is due soon")
+        occurrences = event.recurrence_id.calendar_event_ids.sorted("start")
+        self.assertEqual(len(occurrences), 3)
+        trap = self.plan_reminders(occurrences[1].start - DAY - timedelta(hours=1))
+        self.assertEqual({(key[0], key[1]) for key in self.job_calls(trap)},
+                         {(occurrences[1].id, "reminder")})

@@ -8,7 +8,7 @@ from odoo.tests import tagged
 from ..const import PARAM_KILL_SWITCH, WEBHOOK_ROUTE
 from ..models.wac_send import send_key, start_key
 from .common import WacHttpCase
-from .common_automation import FUTURE_START, WacAutomationCase, WacAutomationMixin
+from .common_automation import FUTURE_START, WacAutomationCase, WacAutomationMixin, near_start
 
 MARIA_WA_ID = "551191234567"  # what Meta calls Maria (see the fake's wa_id_map)
 
@@ -17,7 +17,8 @@ MARIA_WA_ID = "551191234567"  # what Meta calls Maria (see the fake's wa_id_map)
 class TestReplies(WacAutomationCase):
     def setUp(self):
         super().setUp()
-        self.event = self.make_event(self.maria)
+        self.start = near_start(25)
+        self.event = self.make_event(self.maria, start=self.start)
         self.attendee = self.event.attendee_ids.filtered(lambda a: a.partner_id == self.maria)
         self.send(self.event, "reminder", self.maria)
         self.reminder = self.message_of(self.event, "reminder", self.maria)
@@ -33,7 +34,7 @@ class TestReplies(WacAutomationCase):
 
     def test_numbered_answer_to_the_reminder_declines_and_drops_reminders(self):
         reminder_job = self.env["queue.job"].search([("identity_key", "=", send_key(
-            self.event.id, "reminder", self.maria.id, start_key(FUTURE_START)))])
+            self.event.id, "reminder", self.maria.id, start_key(self.start)))])
         self.assertEqual(reminder_job.state, "pending")
         self.inbound(self.account_a, MARIA_WA_ID, text="2", context_id=self.reminder.wamid)
         self.assertEqual(self.attendee.state, "declined")
@@ -47,7 +48,7 @@ class TestReplies(WacAutomationCase):
         self.assertEqual(self.attendee.state, "declined")
 
     def test_bare_answer_goes_to_the_next_appointment(self):
-        later = self.make_event(self.maria, start=FUTURE_START.replace(year=2028))
+        later = self.make_event(self.maria, start=FUTURE_START)
         self.inbound(self.account_a, MARIA_WA_ID, text="1 - Confirmar")
         self.assertEqual(self.attendee.state, "accepted")
         self.assertNotEqual(later.attendee_ids.filtered(

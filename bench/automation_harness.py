@@ -1,0 +1,146 @@
+"""Plumbing for ``bench_automation.py``: databases, an in-process Odoo, a server subprocess.
+
+Nothing here is measured. Everything listens on 127.0.0.1 only.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+ODOO_SH = os.path.join(REPO, "scripts", "odoo.sh")
+PG_SH = os.path.join(REPO, "scripts", "pg.sh")
+RUN_DIR = os.environ.setdefault("WAC_RUN_DIR", os.path.join(REPO, ".run", "bench-automation"))
+CONF = os.path.join(RUN_DIR, "odoo.conf")
+LOG_DIR = os.path.join(RUN_DIR, "logs")
+PG = {"host": os.environ.get("PGHOST", "127.0.0.1"),
+      "port": os.environ.get("WAC_PGPORT", os.environ.get("PGPORT", "55432")),
+      "user": os.environ.get("PGUSER", "odoo")}
+
+sys.path.insert(0, os.path.join(REPO, "whatsapp_coexistence", "tools"))
+
+
+def log(message):
+    """Progress goes to stderr; stdout holds the report."""
+    sys.stderr.write("[bench] %s\n" % message)
+    sys.stderr.flush()
+
+
+def pg(*args):
+    return subprocess.run([*args, "-h", PG["host"], "-p", str(PG["port"]), "-U", PG["user"]],
+                          check=False, capture_output=True, text=True)
+
+
+def fresh_database(name):
+    """Drop ``name`` and install the addon into a new database of that name (no demo)."""
+    subprocess.run([PG_SH, "start"], check=True, capture_output=True)
+    pg("dropdb", "--if-exists", name)
+    os.makedirs(LOG_DIR, exist_ok=True)
+    log_path = os.path.join(LOG_DIR, "install_%s.log" % name)
+    log("installing whatsapp_coexistence into %s (log: %s)" % (name, log_path))
+    with open(log_path, "w") as out:
+        subprocess.run([ODOO_SH, "-d", name, "-i", "whatsapp_coexistence", "--without-demo=all",
+                        "--stop-after-init", "--http-port=0", "--log-level=warn"],
+                       check=True, stdout=out, stderr=subprocess.STDOUT)
+
+
+def drop_database(name):
+    pg("dropdb", "--if-exists", name)
+
+
+def odoo_registry(dbname):
+    """Load Odoo in this process (config written by scripts/odoo.sh) and return the registry."""
+    import odoo
+    from odoo.tools import config
+
+    config.parse_config(["-c", CONF, "-d", dbname, "--log-level=warn"])
+    from odoo.modules.registry import Registry
+
+    return odoo, Registry(dbname)
+
+
+LAUNCHER = """import os
+os.environ["TZ"] = "UTC"
+import odoo
+odoo.cli.main()
+"""
+
+
+def launcher():
+    """A script file that starts Odoo like ``odoo-bin``.
+
+    In prefork mode Odoo respawns its websocket (gevent) process as ``python <argv[0]>
+    gevent``; with ``python -m odoo`` (scripts/odoo.sh) argv[0] is ``odoo/__main__.py``, which
+    cannot run as a script, so that process dies and is respawned in a loop that eats a CPU.
+    """
+    path = os.path.join(RUN_DIR, "odoo_launcher.py")
+    with open(path, "w") as handle:
+        handle.write(LAUNCHER)
+    return path
+
+
+@contextlib.contextmanager
+def odoo_server(dbname, port, workers=2, log_name="server"):
+    """Run Odoo with ``workers`` HTTP workers and the queue_job runner; stop it on exit.
+
+    Same configuration file as ``scripts/odoo.sh`` (written by :func:`fresh_database`).
+    """
+    os.makedirs(LOG_DIR, exist_ok=True)
+    log_path = os.path.join(LOG_DIR, "%s_%s.log" % (log_name, dbname))
+    out = open(log_path, "w")  # noqa: SIM115 - closed in the finally below
+    proc = subprocess.Popen(
+        [sys.executable, launcher(), "-c", CONF, "-d", dbname, "--db-filter=^%s$" % dbname,
+         "--workers=%d" % workers,
+         "--max-cron-threads=0", "--http-port=%d" % port, "--http-interface=127.0.0.1",
+         "--limit-time-real=900", "--limit-time-cpu=900", "--log-level=info"],
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    log("odoo server pid %d on port %d, %d workers (log: %s)" % (proc.pid, port, workers,
+                                                                  log_path))
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        out.close()
+
+
+def wait_for_jobs(registry, channel="root.whatsapp", timeout=600, since_id=0):
+    """Wait until no due job of ``channel`` (id > since_id) is left to run.
+
+    :returns: the ``(state, count)`` of those jobs at the end
+    """
+    deadline = time.time() + timeout
+    while True:
+        with registry.cursor() as cr:
+            cr.execute("""
+                SELECT state, count(*) FROM queue_job
+                 WHERE channel = %s AND id > %s AND (eta IS NULL OR eta <= now() at time zone 'UTC')
+                 GROUP BY state""", (channel, since_id))
+            states = dict(cr.fetchall())
+        busy = sum(n for s, n in states.items() if s in ("pending", "enqueued", "started"))
+        if not busy:
+            return states
+        if time.time() > deadline:
+            raise TimeoutError("jobs still running after %ss: %s" % (timeout, states))
+        time.sleep(0.25)
+
+
+def max_in_window(times, window=1.0):
+    """Most events in any half-open window ``[t, t + window)``."""
+    times = sorted(times)
+    best, j = 0, 0
+    for i, start in enumerate(times):
+        while j < len(times) and times[j] < start + window - 1e-9:
+            j += 1
+        best = max(best, j - i)
+    return best
