@@ -111,10 +111,14 @@ class WacWebhookDelivery(models.Model):
             return 200, "duplicate"
         # The job runs as OdooBot, not as the public user of the request: its notes and the
         # managers' activities then have a real author.
+        delivery = self.with_user(SUPERUSER_ID).browse(delivery_id)
+        # queue_job stores env.company on the job. Every request starts with an empty cache, and
+        # reading it loaded OdooBot's whole res.users row: load the one column it needs.
+        delivery.env.user.fetch(["company_id"])
         # No identity_key: the row was inserted just now (xmax = 0), so no job can exist for it
         # yet, and queue_job's lookup of an identical pending job is one ORM search per POST
         # (about a fifth of the enqueue's cost, bench/README.md) that could never match.
-        self.with_user(SUPERUSER_ID).browse(delivery_id).with_delay(
+        delivery.with_delay(
             channel="root.whatsapp", description="WhatsApp webhook delivery %d" % delivery_id,
         )._wac_process()
         return 200, "ok"
