@@ -52,12 +52,18 @@ def drop_database(name):
     pg("dropdb", "--if-exists", name)
 
 
+_CONFIGURED = []
+
+
 def odoo_registry(dbname):
     """Load Odoo in this process (config written by scripts/odoo.sh) and return the registry."""
     import odoo
     from odoo.tools import config
 
-    config.parse_config(["-c", CONF, "-d", dbname, "--log-level=warn"])
+    if not _CONFIGURED:  # Odoo's config parser runs once per process
+        config.parse_config(["-c", CONF, "-d", dbname, "--log-level=warn"])
+        _CONFIGURED.append(True)
+    config["db_name"] = dbname
     from odoo.modules.registry import Registry
 
     return odoo, Registry(dbname)

@@ -256,7 +256,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=("hooks", "send"))
     parser.add_argument("--events", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--port", type=int, default=int(os.environ.get("WAC_BENCH_PORT", "8269")))
     parser.add_argument("--send-jobs", type=int, default=1200)
     parser.add_argument("--capped-seconds", type=int, default=30)

@@ -120,6 +120,13 @@ class WacSend(models.AbstractModel):
         return self.env.context.get("wac_now") or fields.Datetime.now()
 
     @api.model
+    def _wac_kind_label(self, kind):
+        """The message type as people read it ("lembrete" in a Portuguese session)."""
+        labels = dict(self.env["wac.template.mapping"]._fields["message_type"]
+                      ._description_selection(self.env))
+        return (labels.get(kind) or kind or "?").lower()
+
+    @api.model
     def _wac_kill_switch(self):
         return self.env["ir.config_parameter"].sudo().get_param(PARAM_KILL_SWITCH) in (
             "True", "true", "1")
@@ -308,7 +315,7 @@ class WacSend(models.AbstractModel):
                         markers[event] = start
                     if ok_partners:
                         lines.append(_("No approved template is mapped for the %(kind)s "
-                                       "message of %(company)s.", kind=kind,
+                                       "message of %(company)s.", kind=self._wac_kind_label(kind),
                                        company=company.name))
                     continue
                 eta = None
@@ -731,7 +738,8 @@ class WacSend(models.AbstractModel):
         mapping = self._wac_mapping(company, kind, partner.lang)
         if not mapping:
             return self._wac_skip(event, partner, kind, self.env._(
-                "No approved template is mapped for the %(kind)s message.", kind=kind))
+                "No approved template is mapped for the %(kind)s message.",
+                kind=self._wac_kind_label(kind)))
         vals = {
             "company_id": company.id, "account_id": account.id, "direction": "out",
             "source": "api", "message_type": "template", "res_model": "calendar.event",
@@ -762,7 +770,7 @@ class WacSend(models.AbstractModel):
                 message = message.create(vals)
             self._wac_log(event, self.env._(
                 "WhatsApp %(kind)s prepared for %(name)s (%(number)s) with %(template)s; dry "
-                "run, not sent.", kind=kind, name=partner.name, number=number,
+                "run, not sent.", kind=self._wac_kind_label(kind), name=partner.name, number=number,
                 template=mapping.template_id.display_name))
             return "dry run"
 
@@ -795,7 +803,7 @@ class WacSend(models.AbstractModel):
         }, attach=True)
         self._wac_log(event, self.env._(
             "WhatsApp %(kind)s sent to %(name)s (%(number)s) with %(template)s.",
-            kind=kind, name=partner.name, number=number,
+            kind=self._wac_kind_label(kind), name=partner.name, number=number,
             template=mapping.template_id.display_name))
         return "sent %s" % result.wamid
 
@@ -951,7 +959,8 @@ class WacSend(models.AbstractModel):
             self._wac_log(event, self.env._(
                 "WhatsApp %(kind)s to %(name)s: Meta's answer was lost, but its status webhook "
                 "proves the message was accepted (%(wamid)s); it is not sent again.",
-                kind=message.wa_kind, name=message.wa_partner_id.name, wamid=status.wamid))
+                kind=self._wac_kind_label(message.wa_kind), name=message.wa_partner_id.name,
+                wamid=status.wamid))
             return "adopted %s from a status webhook" % status.wamid
         grace = int(self.env["ir.config_parameter"].sudo().get_param(PARAM_GRACE)
                     or DEFAULT_GRACE)
@@ -983,14 +992,15 @@ class WacSend(models.AbstractModel):
         else:
             message.create(vals)
         self._wac_log(event, self.env._("WhatsApp %(kind)s to %(name)s not sent: %(reason)s",
-                                        kind=kind, name=partner.name, reason=reason))
+                                        kind=self._wac_kind_label(kind), name=partner.name,
+                                        reason=reason))
         return "failed: %s" % reason
 
     def _wac_skip(self, event, partner, kind, reason):
         """Nothing is sent and nothing needs doing: say why on the appointment."""
         self._wac_log(event, self.env._(
             "WhatsApp %(kind)s to %(name)s not sent: %(reason)s",
-            kind=kind, name=partner.name or "?", reason=reason))
+            kind=self._wac_kind_label(kind), name=partner.name or "?", reason=reason))
         return "skipped: %s" % reason
 
     def _wac_log(self, event, text, activity=False):
@@ -1058,11 +1068,11 @@ class WacSend(models.AbstractModel):
             account._wac_pause(reason, **vals)
             self._wac_log(event, self.env._(
                 "WhatsApp %(kind)s to %(name)s not sent, automation paused: %(reason)s",
-                kind=kind, name=partner.name, reason=reason))
+                kind=self._wac_kind_label(kind), name=partner.name, reason=reason))
             return "paused: %s" % error
         self._wac_log(event, self.env._(
             "WhatsApp %(kind)s to %(name)s refused by Meta: %(error)s",
-            kind=kind, name=partner.name, error=str(error)))
+            kind=self._wac_kind_label(kind), name=partner.name, error=str(error)))
         return "failed: %s" % error
 
     # ------------------------------------------------------------

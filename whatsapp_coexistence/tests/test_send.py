@@ -67,6 +67,8 @@ class TestSend(WacAutomationCase):
                          "de 2027 às 14:30 está confirmada.")
         self.assertEqual(message.contact_id.phone_key, "5511991234567")
         self.assertIn("WhatsApp confirmation sent to Maria Silva", self.chatter(self.event))
+        log = self.event.message_ids.filtered(lambda m: "confirmation sent" in (m.body or ""))
+        self.assertEqual(log.author_id, self.env.ref("base.partner_root"))
 
     def test_statuses_follow_the_sent_message(self):
         self.send(self.event, "confirmation", self.maria)
@@ -403,3 +405,16 @@ class TestSend(WacAutomationCase):
         self.deliver_statuses(self.account_a, message.wamid, "failed")
         self.assertRecordValues(message, [{"status": "failed", "error_code": 131026}])
         self.assertFalse(message.wa_can_retry, "Meta accepted it: no blind retry")
+
+    def test_late_status_is_linked_by_the_sweeper(self):
+        """A status ingested while the job was committing its wamid stays an orphan (each
+        transaction saw the other's work as not done yet); the cron links it."""
+        self.send(self.event, "confirmation", self.maria)
+        message = self.message_of(self.event, "confirmation", self.maria)
+        self.env["wac.message.status"].create({
+            "company_id": self.company_a.id, "wamid": message.wamid, "status": "delivered",
+            "status_at": fields.Datetime.now()})
+        self.assertEqual(message.status, "accepted")
+        self.assertEqual(self.env["wac.message"]._wac_cron_attach_late_statuses(), 1)
+        self.assertEqual(message.status, "delivered")
+        self.assertEqual(self.env["wac.message"]._wac_cron_attach_late_statuses(), 0)
