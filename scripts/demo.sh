@@ -45,7 +45,7 @@ PYTHONPATH=whatsapp_coexistence/tools python3 -m fake_graph --port "$fake_port" 
     --webhook-url "http://127.0.0.1:$port/whatsapp_coexistence/webhook" \
     >"$WAC_RUN_DIR/fake_graph.log" 2>&1 &
 pids+=($!)
-scripts/odoo.sh -d "$db" --db-filter="^$db\$" --http-port="$port" --http-interface=127.0.0.1 \
+scripts/odoo.sh -d "$db" --http-port="$port" --http-interface=127.0.0.1 \
     >"$WAC_RUN_DIR/odoo.log" 2>&1 &
 pids+=($!)
 

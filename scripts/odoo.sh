@@ -33,11 +33,11 @@ server_wide_modules = base,web,queue_job
 wa_coexistence_keys = {Fernet.generate_key().decode()}
 
 [queue_job]
-channels = root:2,root.whatsapp:2
+channels = root:2,root.whatsapp:2,root.whatsapp.history:1
 """)
 os.chmod(conf, 0o600)
 PY
 fi
 command=()
 case "${1:-}" in shell|neutralize|populate) command=("$1"); shift ;; esac
-exec python3 -m odoo "${command[@]}" -c "$conf" "$@"
+exec python3 "$here/scripts/odoo-run.py" "${command[@]}" -c "$conf" "$@"

@@ -265,6 +265,7 @@ class WacMessage(models.Model):
         company_id = account.company_id.id
         imported = 0
         for chunk in chunks:
+            before = imported
             if chunk.declined:
                 account._wac_history_progress(declined=True)
                 continue
@@ -296,7 +297,7 @@ class WacMessage(models.Model):
                 self._wac_insert_history(vals_list)
                 imported += len(vals_list)
                 self.env.invalidate_all()  # keep memory bounded by the batch
-            account._wac_history_progress(chunk=chunk, imported=imported)
+            account._wac_history_progress(chunk=chunk, imported=imported - before)
         return "%d history message(s) imported" % imported
 
     @api.model

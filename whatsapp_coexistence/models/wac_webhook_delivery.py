@@ -13,6 +13,7 @@ _logger = logging.getLogger(__name__)
 # A change this large is processed in a job of its own (history chunks carry thousands of
 # messages, reference §2.3); smaller ones are processed inline by the delivery's job.
 INLINE_CHANGE_MAX_BYTES = 64 * 1024
+HISTORY_CHANNEL = "root.whatsapp.history"
 
 DELIVERY_STATES = [
     ("received", "Received"),
@@ -143,7 +144,11 @@ class WacWebhookDelivery(models.Model):
                 return
             self.env["wac.webhook.event"]._wac_create_from_changes(self, changes)
         for event in self.event_ids.filtered(lambda e: e.state == "pending"):
-            if len(event.payload or "") > INLINE_CHANGE_MAX_BYTES:
+            if event.field == "history":
+                # History chunks of one sync share the account's progress and the same
+                # contacts: a channel of capacity 1 imports them one after the other.
+                event._wac_enqueue(channel=HISTORY_CHANNEL)
+            elif len(event.payload or "") > INLINE_CHANGE_MAX_BYTES:
                 event._wac_enqueue()
             else:
                 event._wac_process_safely()

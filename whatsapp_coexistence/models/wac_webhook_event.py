@@ -114,10 +114,12 @@ class WacWebhookEvent(models.Model):
     # PROCESSING
     # ------------------------------------------------------------
 
-    def _wac_enqueue(self, eta=None):
+    def _wac_enqueue(self, eta=None, channel=None):
         for event in self.with_user(SUPERUSER_ID):
+            if channel is None:
+                channel = "root.whatsapp.history" if event.field == "history" else "root.whatsapp"
             event.with_delay(
-                channel="root.whatsapp", eta=eta, identity_key="wac-event-%d" % event.id,
+                channel=channel, eta=eta, identity_key="wac-event-%d" % event.id,
                 description="WhatsApp webhook event %s #%d" % (event.field, event.id),
             )._wac_job_process()
 

@@ -38,6 +38,16 @@ class WacCaseMixin:
     """Two companies (A: clinic, B: salon), each with its account, manager and user."""
 
     @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._wac_setup()
+
+    def setUp(self):
+        super().setUp()
+        self.fake.reset()
+        self.fake.clear_requests()
+
+    @classmethod
     def _wac_setup(cls):
         cls.fake = FakeGraphServer(port=0, status_delay=0)
         cls.fake.start()
@@ -95,29 +105,11 @@ class WacCaseMixin:
 
 
 class WacTransactionCase(WacCaseMixin, TransactionCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls._wac_setup()
-
-    def setUp(self):
-        super().setUp()
-        self.fake.reset()
-        self.fake.clear_requests()
+    """Model-level tests: the Graph client still talks HTTP to the fake server."""
 
 
 class WacHttpCase(WacCaseMixin, HttpCase):
     """Webhooks through Odoo's real HTTP server, signed like Meta signs them."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls._wac_setup()
-
-    def setUp(self):
-        super().setUp()
-        self.fake.reset()
-        self.fake.clear_requests()
 
     @staticmethod
     def dumps(payload):

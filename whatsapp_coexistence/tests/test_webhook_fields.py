@@ -187,6 +187,22 @@ class TestWebhookFields(WacHttpCase):
         self.assertRecordValues(upgraded, [{"is_placeholder": False, "message_type": "image",
                                             "media_id": "24230790383178626"}])
 
+    def test_several_chunks_in_one_webhook_are_counted_once_each(self):
+        def thread(wa_id, count):
+            return [{"id": wa_id, "messages": [
+                {"from": wa_id, "id": "wamid.%s.%d" % (wa_id, i), "timestamp": "1739230955",
+                 "type": "text", "text": {"body": "oi %d" % i}} for i in range(count)]}]
+        payload = P.history_chunk(phase=1, chunk_order=1, progress=40,
+                                  threads=thread("5511911110000", 3))
+        second = P.history_chunk(phase=1, chunk_order=2, progress=80,
+                                 threads=thread("5511922220000", 2))
+        value = payload["entry"][0]["changes"][0]["value"]
+        value["history"] += second["entry"][0]["changes"][0]["value"]["history"]
+        self.deliver(payload)
+        self.assertRecordValues(self.account_a, [{"history_chunks": 2, "history_messages": 5,
+                                                  "history_progress": 80, "history_phase": 1}])
+        self.assertEqual(self.account_a.history_chunk_ids.mapped("message_count"), [3, 2])
+
     def test_history_declined(self):
         self.deliver(P.history_declined())
         self.assertEqual(self.account_a.history_state, "declined")

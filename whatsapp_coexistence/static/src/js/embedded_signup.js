@@ -13,6 +13,8 @@
     let session = null;
     let sent = false;
     let lateTimer = null;
+    // Translated by Odoo in the page, kept out of sight until needed.
+    const label = (name) => document.getElementById("wac_es_label_" + name).textContent;
 
     function show(text, kind, link) {
         statusBox.className = "alert alert-" + kind;
@@ -21,7 +23,7 @@
             const anchor = document.createElement("a");
             anchor.href = link;
             anchor.className = "d-block mt-2";
-            anchor.textContent = statusBox.dataset.backLabel;
+            anchor.textContent = label("back");
             statusBox.appendChild(anchor);
         }
     }
@@ -32,7 +34,7 @@
         }
         sent = true;
         clearTimeout(lateTimer);
-        show(statusBox.dataset.connectingLabel, "info");
+        show(label("connecting"), "info");
         try {
             const response = await fetch("/whatsapp_coexistence/onboarding/finish", {
                 method: "POST",
@@ -101,7 +103,7 @@
     if (launch) {
         launch.addEventListener("click", () => {
             if (!window.FB) {
-                show(launch.dataset.noSdkLabel, "danger");
+                show(label("no_sdk"), "danger");
                 return;
             }
             // Embedded Signup v4: the configuration decides the flow; extras stay empty.
