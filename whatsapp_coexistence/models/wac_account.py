@@ -128,7 +128,8 @@ class WacAccount(models.Model):
         "punctuation ignored) confirms the appointment.")
     reply_cancel_words = fields.Char(
         "Answers that cancel", required=True,
-        default="2, NÃO, NAO, N, CANCELAR HORÁRIO, DESMARCAR, CANCEL, CANCEL APPOINTMENT, NO",
+        default="2, NÃO, NAO, N, CANCELAR, CANCELAR HORÁRIO, DESMARCAR, CANCEL, "
+        "CANCEL APPOINTMENT, NO",
         help="A reply made of one of these words declines the appointment.")
     manual_message_text = fields.Text(
         "Manual message",
@@ -141,7 +142,7 @@ class WacAccount(models.Model):
 
     # Consent ----------------------------------------------------------------------------------
     opt_out_keywords = fields.Char(
-        default="STOP, PARAR, SAIR, CANCELAR ENVIOS, CANCELAR", required=True,
+        default="STOP, PARAR, SAIR, CANCELAR ENVIOS", required=True,
         help="A customer message made of one of these words (comma-separated, case and accents "
         "ignored) opts the customer out of automated messages.")
     opt_in_keywords = fields.Char(

@@ -96,6 +96,13 @@ class WacMessage(models.Model):
         messages.filtered(lambda m: m.direction == "out" and m.wamid)._wac_attach_orphan_statuses()
         return messages
 
+    def write(self, vals):
+        res = super().write(vals)
+        # A send job learns the wamid after the row exists: statuses may already wait for it.
+        if vals.get("wamid"):
+            self.filtered(lambda m: m.direction == "out")._wac_attach_orphan_statuses()
+        return res
+
     # ------------------------------------------------------------
     # STATUSES
     # ------------------------------------------------------------
@@ -216,7 +223,10 @@ class WacMessage(models.Model):
             # System messages (number changed...) and reactions don't open the window.
             if message.message_type not in ("system", "reaction", "unsupported"):
                 contact._wac_touch_inbound(message.message_at)
-            account._wac_apply_consent_keywords(contact, message.body)
+            # A tapped button is an answer to that message (e.g. "Cancelar horário"), never an
+            # opt-out, whatever its label.
+            if not message.button_payload:
+                account._wac_apply_consent_keywords(contact, message.body)
             message._wac_post_on_partner()
         messages._wac_on_inbound()
         return messages

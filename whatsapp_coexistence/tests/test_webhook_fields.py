@@ -67,6 +67,12 @@ class TestWebhookFields(WacHttpCase):
         self.assertTrue(contact.opted_out)
         self.deliver(P.inbound_text(wamid="wamid.o3", body="Voltar"))
         self.assertFalse(contact.opted_out)
+        # "Cancelar" cancels an appointment; it is not "stop sending me messages".
+        self.deliver(P.inbound_text(wamid="wamid.o5", body="Cancelar"))
+        self.assertFalse(contact.opted_out)
+        # A tapped button is an answer, whatever its label.
+        self.deliver(P.button_reply(wamid="wamid.o6", text="Parar", payload="CANCEL:42"))
+        self.assertFalse(contact.opted_out)
         # A sentence containing the word is a conversation, not an opt-out.
         self.deliver(P.inbound_text(wamid="wamid.o4", body="Não posso parar agora, até amanhã"))
         self.assertFalse(contact.opted_out)
@@ -129,6 +135,13 @@ class TestWebhookFields(WacHttpCase):
             "error_title": "This message was not delivered to maintain healthy ecosystem "
                            "engagement."}])
         self.assertIn("healthy ecosystem", failed.error_details)
+
+    def test_status_waiting_for_a_wamid_set_after_the_message(self):
+        self.deliver(P.statuses(items=(("wamid.sent-late", "sent", "1750030073"),)))
+        message = self._outbound(False, status="pending")
+        message.wamid = "wamid.sent-late"
+        self.assertEqual(message.status, "sent")
+        self.assertEqual(message.status_ids.status, "sent")
 
     def test_status_before_its_message_is_kept_and_applied(self):
         self.deliver(P.statuses(items=(("wamid.later", "delivered", "1750030080"),)))
