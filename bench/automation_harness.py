@@ -141,12 +141,3 @@ def wait_for_jobs(registry, channel="root.whatsapp", timeout=600, since_id=0):
         time.sleep(0.25)
 
 
-def max_in_window(times, window=1.0):
-    """Most events in any half-open window ``[t, t + window)``."""
-    times = sorted(times)
-    best, j = 0, 0
-    for i, start in enumerate(times):
-        while j < len(times) and times[j] < start + window - 1e-9:
-            j += 1
-        best = max(best, j - i)
-    return best

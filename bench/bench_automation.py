@@ -28,11 +28,12 @@ from automation_harness import (
     drop_database,
     fresh_database,
     log,
-    max_in_window,
     odoo_registry,
     odoo_server,
     wait_for_jobs,
 )
+
+from wa_cloud.ratelimit import max_in_window  # automation_harness put tools/ on sys.path
 
 CLINIC = {"waba_id": "102290129340398", "phone_number_id": "106540352242922",
           "display_phone_number": "+55 11 98765-4321",

@@ -7,7 +7,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from wa_cloud.ratelimit import Decision, gcra, in_quiet_hours, quiet_hours_end, spacing
+from wa_cloud.ratelimit import (
+    Decision,
+    gcra,
+    in_quiet_hours,
+    max_in_window,
+    quiet_hours_end,
+    spacing,
+)
 
 TICK = 0.001  # simulated clock resolution (seconds)
 
@@ -37,15 +44,6 @@ def simulate(rate, burst, seconds=30, callers=40, seed=7):
                 delay = max(1, math.ceil(decision.wait / TICK))
                 next_try[caller] = tick + delay + rng.randrange(3)
     return allowed
-
-
-def max_in_window(ticks, window_ticks):
-    best, start = 0, 0
-    for end in range(len(ticks)):
-        while ticks[end] - ticks[start] >= window_ticks:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def test_first_request_is_allowed():
@@ -166,3 +164,10 @@ def test_quiet_hours_end_keeps_timezone():
     assert end == dt.datetime(2026, 5, 4, 8, 0, tzinfo=tz)
     assert end.tzinfo is tz
     assert not in_quiet_hours(end, 21, 8)
+
+
+def test_max_in_window_counts_half_open_windows():
+    assert max_in_window([]) == 0
+    assert max_in_window([0.0, 0.5, 0.999, 1.0, 1.5]) == 3
+    assert max_in_window([3, 1, 2, 0], window=2) == 2
+    assert max_in_window([0.0] * 5) == 5

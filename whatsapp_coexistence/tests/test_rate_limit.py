@@ -11,17 +11,7 @@ from odoo.tests.common import get_db_name
 
 from ..models.wac_rate_limit import reserve_slot
 from ..models.wac_send import RATE_SAFETY
-
-
-def max_in_window(times, window=1.0):
-    """Most events in any half-open window ``[t, t + window)``."""
-    times = sorted(times)
-    best, j = 0, 0
-    for i, start in enumerate(times):
-        while j < len(times) and times[j] < start + window - 1e-9:
-            j += 1
-        best = max(best, j - i)
-    return best
+from ..tools.wa_cloud.ratelimit import max_in_window
 
 
 @tagged("post_install", "-at_install")

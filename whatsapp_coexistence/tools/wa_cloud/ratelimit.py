@@ -138,3 +138,22 @@ def quiet_hours_end(local_dt, start, end):
     if candidate <= local_dt:
         candidate += dt.timedelta(days=1)
     return candidate
+
+
+def max_in_window(times, window=1.0):
+    """Count the most events that fall in any half-open window ``[t, t + window)``.
+
+    This measures a limiter from the outside: for a cap of 20 per second,
+    ``max_in_window(send_times) <= 20`` must hold. It works on seconds or on integer ticks.
+
+    :param times: event times, in any order
+    :param window: window length, in the same unit as ``times``
+    :rtype: int
+    """
+    times = sorted(times)
+    best, first = 0, 0
+    for last, moment in enumerate(times):
+        while moment - times[first] >= window - 1e-9:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
