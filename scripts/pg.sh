@@ -27,6 +27,10 @@ start)
         as_pg "$bindir/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
     fi
     if ! as_pg "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+        if "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+            echo "Port $port is taken by another PostgreSQL: stop it, or set WAC_PGPORT." >&2
+            exit 1
+        fi
         as_pg "$bindir/pg_ctl" -D "$dir" -w -l "$dir/../postgres.log" \
             -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
     fi
