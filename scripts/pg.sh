@@ -23,7 +23,8 @@ case "${1:-start}" in
 start)
     if [ ! -s "$dir/PG_VERSION" ]; then
         mkdir -p "$dir"
-        [ "$(id -u)" = 0 ] && chown -R postgres: "$(dirname "$dir")"
+        # Only the data directory: WAC_PGDATA may point anywhere (its parent may be /tmp).
+        [ "$(id -u)" = 0 ] && chown postgres: "$dir"
         as_pg "$bindir/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
     fi
     if ! as_pg "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
@@ -31,7 +32,7 @@ start)
             echo "Port $port is taken by another PostgreSQL: stop it, or set WAC_PGPORT." >&2
             exit 1
         fi
-        as_pg "$bindir/pg_ctl" -D "$dir" -w -l "$dir/../postgres.log" \
+        as_pg "$bindir/pg_ctl" -D "$dir" -w -l "$dir/postgres.log" \
             -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
     fi
     psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc \
