@@ -1,7 +1,7 @@
 """Webhook benchmarks (issue 3): ingest rate against a trivial route, and history import
 against a raw SQL insert, each against a baseline measured in the same run.
 
-    python3 bench/bench_webhook.py [--quick] [--only ingest|history] [--source DIR]
+    python3 bench/bench_webhook.py [--quick] [--only ingest|ingest-runner|history] [--source DIR]
 
 1. **Ingest.** One Odoo with ``--workers=2 --max-cron-threads=0`` and no job runner (jobs are
    enqueued for real, nobody runs them). A separate process (``webhook_load.py``) drives
@@ -125,13 +125,19 @@ def _pooled(phases):
     }
 
 
-def bench_ingest(profile, concurrency, port):
-    """Alternate trivial/webhook rounds on one server; return the pooled figures and ratios."""
+def bench_ingest(profile, concurrency, port, jobrunner=False):
+    """Alternate trivial/webhook rounds on one server; return the pooled figures and ratios.
+
+    With ``jobrunner``, queue_job's runner processes what the webhooks store while they come
+    in: dispatchers start and finish all the time, so more requests enqueue one, and the
+    processing jobs take their share of the two cores.
+    """
     db = harness.clone_db("wac_bench_ingest")
-    run_tag = "%x" % int(time.time())
+    run_tag = "%x%s" % (int(time.time()), "r" if jobrunner else "")
     phases = {"health": [], "webhook": []}
     warm = {}
-    with harness.OdooServer(db, port, "ingest", jobrunner=False) as server:
+    label = "ingest-runner" if jobrunner else "ingest"
+    with harness.OdooServer(db, port, label, jobrunner=jobrunner) as server:
         harness.log("ingest: warm-up (both routes, %.0f s each)" % profile["warmup"])
         for kind in ("health", "webhook"):
             warm[kind] = _load(server, kind, concurrency, profile["warmup"],
@@ -150,9 +156,11 @@ def bench_ingest(profile, concurrency, port):
                 phases[kind].append(result)
     acked = sum(p["ok"] for p in phases["webhook"]) + warm["webhook"]["ok"]
     (deliveries,), = harness.query(db, "SELECT count(*) FROM wac_webhook_delivery")
-    (jobs,), = harness.query(db, """
-        SELECT count(*) FROM queue_job
-         WHERE model_name = 'wac.webhook.delivery' AND method_name = '_wac_process'""")
+    jobs = dict(harness.query(db, """
+        SELECT method_name, count(*) FROM queue_job
+         WHERE model_name = 'wac.webhook.delivery' GROUP BY method_name"""))
+    (processed,), = harness.query(db, "SELECT count(*) FROM wac_webhook_delivery"
+                                      " WHERE state <> 'received'")
     health, hook = _pooled(phases["health"]), _pooled(phases["webhook"])
     per_round = [w["rate"] / h["rate"] for h, w in zip(phases["health"], phases["webhook"])]
     return {
@@ -162,7 +170,9 @@ def bench_ingest(profile, concurrency, port):
         "round_ratios": per_round,
         "cpu_ratio": ((health["odoo_cpu_ms"] + health["pg_cpu_ms"])
                       / (hook["odoo_cpu_ms"] + hook["pg_cpu_ms"])),
-        "acknowledged": acked, "deliveries": deliveries, "jobs_enqueued": jobs,
+        "jobrunner": jobrunner, "acknowledged": acked, "deliveries": deliveries,
+        "dispatchers": jobs.get("_wac_dispatch", 0), "jobs_enqueued": jobs.get("_wac_process", 0),
+        "processed": processed,
         "phases": {k: [{x: y for x, y in p.items() if x != "latencies_ms"} for p in v]
                    for k, v in phases.items()},
     }
@@ -372,13 +382,16 @@ def _verdict(ok):
 
 def report(results, profile_name):
     lines = []
-    ingest = results.get("ingest")
-    if ingest:
+    for ingest in (results.get("ingest"), results.get("ingest_runner")):
+        if not ingest:
+            continue
         h, w = ingest["health"], ingest["webhook"]
         ratio = ingest["rate_ratio"]
         lines += [
-            "Ingest (%s, concurrency %d, %d x %.0f s per route, alternating)" % (
-                profile_name, ingest["concurrency"], ingest["rounds"], ingest["duration"]),
+            "Ingest (%s, concurrency %d, %d x %.0f s per route, alternating; %s)" % (
+                profile_name, ingest["concurrency"], ingest["rounds"], ingest["duration"],
+                "queue_job's runner processing the deliveries meanwhile" if ingest["jobrunner"]
+                else "no job runner: the jobs are enqueued, nobody runs them"),
             "| metric | /web/health | webhook | webhook vs trivial | target |",
             "|---|---|---|---|---|",
             "| rate (req/s) | %.0f | %.0f | **%.2f** (median round %.2f; rounds %s) "
@@ -400,8 +413,12 @@ def report(results, profile_name):
             "| requests (non-200) | %d (%d) | %d (%d) | | |" % (
                 h["requests"], h["failed"], w["requests"], w["failed"]),
             "",
-            "Webhooks acknowledged: %d; deliveries stored: %d; queue jobs enqueued: %d." % (
-                ingest["acknowledged"], ingest["deliveries"], ingest["jobs_enqueued"]),
+            "Webhooks acknowledged: %d; deliveries stored: %d; dispatcher jobs enqueued: %d "
+            "(%.3f per webhook); processing jobs enqueued by them: %d; deliveries processed "
+            "when the load stopped: %d." % (
+                ingest["acknowledged"], ingest["deliveries"], ingest["dispatchers"],
+                ingest["dispatchers"] / max(1, ingest["acknowledged"]), ingest["jobs_enqueued"],
+                ingest["processed"]),
             "",
         ]
     history = results.get("history")
@@ -448,7 +465,7 @@ def report(results, profile_name):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--only", choices=("ingest", "history"))
+    parser.add_argument("--only", choices=("ingest", "ingest-runner", "history"))
     parser.add_argument("--concurrency", type=int, default=4,
                         help="concurrent clients of the ingest bench (default 4)")
     parser.add_argument("--port", type=int, default=8369,
@@ -468,6 +485,9 @@ def main(argv=None):
     try:
         if args.only in (None, "ingest"):
             results["ingest"] = bench_ingest(profile, args.concurrency, args.port)
+        if args.only in (None, "ingest-runner"):
+            results["ingest_runner"] = bench_ingest(profile, args.concurrency, args.port,
+                                                    jobrunner=True)
         if args.only in (None, "history"):
             results["history"] = bench_history(
                 profile, args.port + 1,

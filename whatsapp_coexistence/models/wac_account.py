@@ -317,7 +317,7 @@ class WacAccount(models.Model):
     def _wac_app_secret(self):
         """The decrypted App Secret, or ``False``; used to check webhook signatures."""
         params = self.env["ir.config_parameter"].sudo()
-        return self.env["wac.vault"]._decrypt(params.get_param(PARAM_APP_SECRET))
+        return self.env["wac.vault"]._decrypt_cached(params.get_param(PARAM_APP_SECRET))
 
     @api.model
     def _wac_rotate_encryption(self):

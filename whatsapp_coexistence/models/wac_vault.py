@@ -1,7 +1,7 @@
 import logging
 import os
 
-from odoo import api, models
+from odoo import api, models, tools
 from odoo.tools import config
 
 from ..const import KEY_CONFIG_OPTION, KEY_ENV_VAR, KEY_FILE_NAME
@@ -68,6 +68,16 @@ class WacVault(models.AbstractModel):
         :raises wa_cloud.vault.VaultError: with a message that holds no secret
         """
         return self._vault().decrypt(ciphertext) if ciphertext else False
+
+    @api.model
+    @tools.ormcache("ciphertext")
+    def _decrypt_cached(self, ciphertext):
+        """:meth:`_decrypt` for a value read on every request (the App Secret, by each webhook).
+
+        Keyed by the ciphertext, so a new or re-encrypted secret is a new entry; the keys only
+        change with the server's configuration, which takes a restart.
+        """
+        return self._decrypt(ciphertext)
 
     @api.model
     def _rotate(self, ciphertext):

@@ -1,6 +1,7 @@
 import hashlib
 import json
 import logging
+from datetime import timedelta
 
 from odoo import SUPERUSER_ID, api, fields, models
 
@@ -14,6 +15,9 @@ _logger = logging.getLogger(__name__)
 # messages, reference §2.3); smaller ones are processed inline by the delivery's job.
 INLINE_CHANGE_MAX_BYTES = 64 * 1024
 HISTORY_CHANNEL = "root.whatsapp.history"
+# One dispatcher job at a time enqueues the deliveries' jobs (_wac_ensure_dispatcher).
+DISPATCH_IDENTITY_KEY = "wac.webhook.delivery:dispatch"
+DISPATCH_BATCH = 1000
 
 DELIVERY_STATES = [
     ("received", "Received"),
@@ -47,6 +51,8 @@ class WacWebhookDelivery(models.Model):
     redelivery_count = fields.Integer(readonly=True, help="Byte-identical redeliveries ignored.")
     state = fields.Selection(DELIVERY_STATES, default="received", readonly=True, index=True)
     error = fields.Text(readonly=True)
+    dispatched_at = fields.Datetime(
+        "Queued at", readonly=True, help="When the delivery's processing job was enqueued.")
     event_ids = fields.One2many("wac.webhook.event", "delivery_id", readonly=True)
     event_count = fields.Integer(compute="_compute_event_count")
 
@@ -102,27 +108,80 @@ class WacWebhookDelivery(models.Model):
                     %(uid)s, %(uid)s)
             ON CONFLICT (body_sha256) DO UPDATE
                SET redelivery_count = wac_webhook_delivery.redelivery_count + 1
-            RETURNING id, xmax = 0
+            RETURNING xmax = 0, dispatched_at IS NOT NULL
             """,
             {"body": text, "sha": hashlib.sha256(raw).hexdigest(), "sig": signature_header,
              "addr": remote_addr, "size": len(raw), "uid": self.env.uid},
         )
-        delivery_id, inserted = self.env.cr.fetchone()
-        if not inserted:
-            return 200, "duplicate"
-        # The job runs as OdooBot, not as the public user of the request: its notes and the
-        # managers' activities then have a real author.
-        delivery = self.with_user(SUPERUSER_ID).browse(delivery_id)
-        # queue_job stores env.company on the job. Every request starts with an empty cache, and
-        # reading it loaded OdooBot's whole res.users row: load the one column it needs.
-        delivery.env.user.fetch(["company_id"])
-        # No identity_key: the row was inserted just now (xmax = 0), so no job can exist for it
-        # yet, and queue_job's lookup of an identical pending job is one ORM search per POST
-        # (about a fifth of the enqueue's cost, bench/README.md) that could never match.
-        delivery.with_delay(
-            channel="root.whatsapp", description="WhatsApp webhook delivery %d" % delivery_id,
-        )._wac_process()
-        return 200, "ok"
+        inserted, dispatched = self.env.cr.fetchone()
+        # Store first: once this commit returns the delivery is durable, whatever happens next.
+        # It is also what makes the dispatcher check below race-free (_wac_ensure_dispatcher).
+        self.env.cr.commit()
+        if not dispatched:
+            # A redelivery of a delivery not queued yet heals a lost dispatch as well.
+            self._wac_ensure_dispatcher()
+        return 200, "ok" if inserted else "duplicate"
+
+    # ------------------------------------------------------------
+    # DISPATCH (one queue job per delivery, enqueued outside the request)
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_ensure_dispatcher(self):
+        """Make sure a dispatcher job will see every delivery committed so far.
+
+        Enqueuing a job costs about as much as the rest of the request (queue_job's ORM
+        create, bench/README.md), so Meta's requests only enqueue the dispatcher when none is
+        waiting. Race-free because the caller has committed its delivery before this check: a
+        dispatcher seen ``pending`` or ``enqueued`` has not started, and queue_job commits
+        ``started`` before the job runs, so the job's snapshot includes that delivery. Anything
+        left behind anyway (the dispatcher failed, a crash between the two commits) is picked
+        up by the minute cron, :meth:`_wac_cron_dispatch`.
+        """
+        self.env.cr.execute(
+            "SELECT 1 FROM queue_job WHERE identity_key = %s AND state IN ('pending', 'enqueued')"
+            " LIMIT 1", [DISPATCH_IDENTITY_KEY])
+        if self.env.cr.rowcount:
+            return
+        # Jobs run as OdooBot, not as the public user of the request: their notes and the
+        # managers' activities then have a real author. queue_job stores env.company on the
+        # job: load the one column it needs, not OdooBot's whole res.users row.
+        dispatcher = self.with_user(SUPERUSER_ID)
+        dispatcher.env.user.fetch(["company_id"])
+        dispatcher.with_delay(
+            channel="root.whatsapp", identity_key=DISPATCH_IDENTITY_KEY,
+            description="WhatsApp webhook dispatcher",
+        )._wac_dispatch()
+
+    @api.model
+    def _wac_dispatch(self, older_than=None):
+        """Enqueue one processing job per delivery received and not queued yet."""
+        older = "AND received_at < now() at time zone 'UTC' - %(age)s" if older_than else ""
+        self.env.cr.execute(
+            f"""
+            SELECT id FROM wac_webhook_delivery
+             WHERE state = 'received' AND dispatched_at IS NULL {older}
+             ORDER BY id LIMIT %(limit)s
+               FOR UPDATE SKIP LOCKED
+            """, {"age": older_than, "limit": DISPATCH_BATCH})
+        ids = [row[0] for row in self.env.cr.fetchall()]
+        for delivery in self.with_user(SUPERUSER_ID).browse(ids):
+            delivery.with_delay(
+                channel="root.whatsapp", description="WhatsApp webhook delivery %d" % delivery.id,
+            )._wac_process()
+        if ids:
+            self.env.cr.execute(
+                "UPDATE wac_webhook_delivery SET dispatched_at = now() at time zone 'UTC'"
+                " WHERE id = ANY(%s)", [ids])
+            self.invalidate_model(["dispatched_at"])
+        if len(ids) == DISPATCH_BATCH:
+            self._wac_ensure_dispatcher()
+        return len(ids)
+
+    @api.model
+    def _wac_cron_dispatch(self):
+        """Safety net: queue what no dispatcher took within a minute."""
+        self._wac_dispatch(older_than=timedelta(minutes=1))
 
     # ------------------------------------------------------------
     # PROCESSING (queue_job)

@@ -3,7 +3,10 @@ import json
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
+from odoo.addons.queue_job.tests.common import trap_jobs
+
 from ..const import PARAM_APP_SECRET, PARAM_VERIFY_TOKEN, WEBHOOK_ROUTE
+from ..models.wac_webhook_delivery import DISPATCH_IDENTITY_KEY
 from . import payloads as P
 from .common import SALON, VERIFY_TOKEN, WacHttpCase
 
@@ -105,6 +108,56 @@ class TestWebhookTransport(WacHttpCase):
         delivery = self.env["wac.webhook.delivery"].search([])
         self.assertEqual((len(delivery), delivery.redelivery_count), (1, 1))
         self.assertEqual(self.env["wac.message"].search_count([("wamid", "=", P.TEXT_WAMID)]), 1)
+
+    def test_requests_share_one_waiting_dispatcher(self):
+        """Real queue_job rows: Meta's requests enqueue a dispatcher only when none waits, and
+        the dispatcher gives each delivery exactly one processing job."""
+        Delivery = self.env["wac.webhook.delivery"]
+        for n in range(3):
+            response = self.post_webhook(P.inbound_text(wamid="wamid.DISPATCH%d" % n))
+            self.assertEqual(response.json(), {"status": "ok"})
+        dispatchers = self.env["queue.job"].search(
+            [("identity_key", "=", DISPATCH_IDENTITY_KEY)])
+        self.assertEqual(dispatchers.mapped("state"), ["pending"])
+        self.assertEqual(dispatchers.user_id, self.env.ref("base.user_root"))
+        deliveries = Delivery.search([])
+        self.assertEqual(len(deliveries), 3)
+        self.assertFalse(any(deliveries.mapped("dispatched_at")))
+        with trap_jobs() as trap:
+            self.assertEqual(Delivery._wac_dispatch(), 3)
+            self.assertEqual([(job.method_name, job.recordset) for job in trap.enqueued_jobs],
+                             [("_wac_process", delivery) for delivery in deliveries.sorted("id")])
+            self.assertEqual(Delivery._wac_dispatch(), 0, "nothing is queued twice")
+            trap.assert_jobs_count(3)
+        deliveries.invalidate_recordset()
+        self.assertTrue(all(deliveries.mapped("dispatched_at")))
+
+    def test_cron_queues_deliveries_left_behind(self):
+        Delivery = self.env["wac.webhook.delivery"]
+        # Dispatchers enqueued, then lost: they never run. (One trap per request: a trap stores
+        # a job for real when its identity key is already trapped.)
+        for wamid in ("wamid.LEFT", "wamid.FRESH"):
+            with trap_jobs() as trap:
+                self.post_webhook(P.inbound_text(wamid=wamid))
+                self.assertEqual([job.method_name for job in trap.enqueued_jobs],
+                                 ["_wac_dispatch"])
+        left = Delivery.search([], order="id", limit=1)
+        self.env.cr.execute(
+            "UPDATE wac_webhook_delivery SET received_at = received_at - interval '2 minutes'"
+            " WHERE id = %s", [left.id])
+        with trap_jobs() as trap:
+            Delivery._wac_cron_dispatch()
+            self.assertEqual([(job.method_name, job.recordset) for job in trap.enqueued_jobs],
+                             [("_wac_process", left)])
+        # A redelivery of the fresh one, still unqueued, asks for a dispatcher again.
+        with trap_jobs() as trap:
+            response = self.post_webhook(P.inbound_text(wamid="wamid.FRESH"))
+            self.assertEqual(response.json(), {"status": "duplicate"})
+            self.assertEqual([job.method_name for job in trap.enqueued_jobs], ["_wac_dispatch"])
+            self.run_jobs(trap)
+        self.assertEqual(
+            self.env["wac.message"].search([("wamid", "in", ("wamid.LEFT", "wamid.FRESH"))])
+            .mapped("wamid"), ["wamid.FRESH"], "the cron's job was trapped, not run")
 
     def test_same_message_in_another_delivery_is_not_recorded_twice(self):
         with self.processing():
