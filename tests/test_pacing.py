@@ -4,7 +4,8 @@ import random
 
 import pytest
 
-from wa_cloud.pacing import Limit, earliest, reserve
+from wa_cloud.pacing import Limit, Window, earliest, reserve
+from wa_cloud.ratelimit import max_in_window
 
 
 def test_first_message_goes_now():
@@ -58,3 +59,60 @@ def test_any_one_second_window_holds_at_most_the_rate():
         while j < len(slots) and slots[j] < start + 1.0 - 1e-9:
             j += 1
         assert j - i <= 20
+
+
+def test_window_lets_a_late_sender_catch_up():
+    """Workers were busy for 0.5 s: a GCRA has lost those slots, the window has not."""
+    window = Window.for_rate((), 20.0)
+    gcra_tat, slots, gcra_slots = None, [], []
+    for n in range(40):
+        now = 100.0 + (0.5 if n >= 5 else 0.0) + n * 0.01  # 5 sends, a pause, then a rush
+        result = reserve([window], now=now, max_wait=60)
+        window = window._replace(recent=result.new_tats[0])
+        slots.append(result.slot)
+        gcra = reserve([Limit(gcra_tat, 20.0)], now=now, max_wait=60)
+        gcra_tat = gcra.new_tats[0]
+        gcra_slots.append(gcra.slot)
+    assert max_in_window(slots) == 20
+    assert len([s for s in slots if s < 101.0]) == 20
+    assert len([s for s in gcra_slots if s < 101.0]) < 20
+
+
+def test_window_never_exceeds_its_count_in_any_window():
+    rng = random.Random(11)
+    window, now, slots = Window.for_rate((), 20.0, margin=1.03), 0.0, []
+    for _ in range(3000):
+        now += rng.choice((0.0, 0.001, 0.02, 0.3))  # rushes and pauses
+        result = reserve([window], now=now, max_wait=60)
+        assert result.allowed and result.slot >= now
+        window = window._replace(recent=result.new_tats[0])
+        slots.append(result.slot)
+    assert max_in_window(slots, window=1.03) == 20
+    assert len(window.recent) <= 20
+
+
+def test_window_for_fractional_and_slow_rates():
+    assert Window.for_rate((), 20.7)[1:3] == (20, 1.0), "whole messages per second"
+    slow = Window.for_rate((), 0.5)
+    assert (slow.count, slow.window) == (1, 2.0)
+    first = reserve([slow], now=10.0)
+    second = reserve([slow._replace(recent=first.new_tats[0])], now=10.5, max_wait=5)
+    assert second.slot == pytest.approx(12.0)
+
+
+def test_window_not_before_and_far_slots():
+    window = Window((99.5,) * 20, 20, 1.0, not_before=105.0)
+    result = reserve([window], now=100.0, max_wait=1.0)
+    assert not result.allowed and result.wait == pytest.approx(5.0)
+    assert result.new_tats == (window.recent,), "nothing reserved"
+    assert earliest(window._replace(not_before=None), 100.0) == pytest.approx(100.5)
+
+
+def test_window_state_stays_small_under_a_high_cap():
+    window, now = Window.for_rate((), 1000.0), 0.0
+    for _ in range(200):
+        now += 0.02  # 50 messages/s, far below the cap
+        result = reserve([window], now=now)
+        window = window._replace(recent=result.new_tats[0])
+    assert len(window.recent) == 50, "only the last second is kept"
+    assert window.recent[-1] == pytest.approx(now)

@@ -57,7 +57,8 @@ class WacMessage(models.Model):
     company_id = fields.Many2one("res.company", required=True, index=True, readonly=True)
     account_id = fields.Many2one("wac.account", readonly=True, check_company=True)
     contact_id = fields.Many2one("wac.contact", index=True, readonly=True, check_company=True)
-    partner_id = fields.Many2one(related="contact_id.partner_id", store=True, index=True)
+    partner_id = fields.Many2one(related="contact_id.partner_id", store=True, index=True,
+                                 precompute=True)
     wamid = fields.Char("Meta message ID", index=True, readonly=True, copy=False)
     direction = fields.Selection([("in", "Inbound"), ("out", "Outbound")], required=True,
                                  readonly=True)
@@ -83,7 +84,7 @@ class WacMessage(models.Model):
     recipient_input = fields.Char(readonly=True, help="The number Odoo sent to.")
     recipient_wa_id = fields.Char(readonly=True, help="The WhatsApp ID Meta resolved it to.")
     button_payload = fields.Char(readonly=True)
-    res_model = fields.Char("Related model", readonly=True, index=True)
+    res_model = fields.Char("Related model", readonly=True)
     res_id = fields.Many2oneReference("Related record", model_field="res_model", readonly=True)
 
     _sql_constraints = [
@@ -146,11 +147,14 @@ class WacMessage(models.Model):
                                  ("company_id", "in", self.company_id.ids),
                                  ("message_id", "=", False)])
         by_key = {(m.company_id.id, m.wamid): m for m in self}
+        updated = self.browse()
         for status in orphans:
             message = by_key.get((status.company_id.id, status.wamid))
             if message:
                 status.message_id = message
-        for message in self:
+                updated |= message
+        # Only a message that just got rows can change: the others were up to date.
+        for message in updated:
             message._wac_apply_best_status()
 
     def _wac_apply_best_status(self):

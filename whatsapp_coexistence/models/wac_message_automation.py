@@ -17,7 +17,9 @@ class WacMessage(models.Model):
 
     payload = fields.Text(readonly=True, help="The exact JSON sent to Meta (or that a dry run "
                           "would have sent). It holds no credential.")
-    wa_send_key = fields.Char("Send key", readonly=True, index=True, copy=False,
+    # No index of its own: every lookup also filters on the company, and send_key_uniq's
+    # (company_id, wa_send_key) index serves it (one index less to update on every send).
+    wa_send_key = fields.Char("Send key", readonly=True, copy=False,
                               help="Event, message type, attendee and start time: one send per "
                               "key, ever. Sent to Meta as biz_opaque_callback_data.")
     wa_kind = fields.Selection(MESSAGE_TYPES, string="Appointment message", readonly=True)

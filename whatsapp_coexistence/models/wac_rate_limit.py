@@ -1,10 +1,12 @@
+import json
 import logging
 import time
+from typing import NamedTuple
 
 from odoo import api, fields, models
 from odoo.sql_db import TestCursor
 
-from ..tools.wa_cloud.pacing import Limit, reserve
+from ..tools.wa_cloud.pacing import Limit, Window, reserve
 
 _logger = logging.getLogger(__name__)
 
@@ -20,51 +22,89 @@ def _read_committed(cr):
         cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
 
+class LimitSpec(NamedTuple):
+    """One limit of a send, as :func:`reserve_slot` takes it.
+
+    :ivar key: the ``wac_rate_bucket`` key
+    :ivar rate: messages per second
+    :ivar burst: GCRA burst (ignored by a window)
+    :ivar company_id: owner of the bucket row
+    :ivar window: ``None`` for a GCRA (even spacing); for a cap held in every one-second
+        window (:class:`~..tools.wa_cloud.pacing.Window`), the window's margin (>= 1)
+    """
+
+    key: str
+    rate: float
+    burst: int = 1
+    company_id: int | None = None
+    window: float | None = None
+
+    def limit(self, tat, recent):
+        if self.window:
+            return Window.for_rate(json.loads(recent or "[]"), self.rate, self.window,
+                                   not_before=tat)
+        return Limit(tat, self.rate, self.burst)
+
+
 def reserve_slot(cr, limits, max_wait, commit=True):
     """Reserve a sending slot on ``cr`` and commit it; the core of :class:`WacRateBucket`.
 
-    Each limit is one ``wac_rate_bucket`` row: its ``tat`` (theoretical arrival time) is read
-    with ``SELECT ... FOR UPDATE`` in key order (a fixed lock order, so two workers never
+    Each limit is one ``wac_rate_bucket`` row: its state (a GCRA's theoretical arrival time
+    ``tat``, or a window's ``recent`` slots and ``tat`` as "not before") is read with
+    ``SELECT ... FOR UPDATE`` in key order (a fixed lock order, so two workers never
     deadlock), the slot is computed by :func:`~..tools.wa_cloud.pacing.reserve`, and the new
     states are written and committed before anything is sent. The clock is PostgreSQL's
     (``clock_timestamp()``), shared by every worker and server.
 
     :param cr: a cursor of its own (never a job's cursor: it is committed here)
-    :param limits: ``[(key, rate_per_s, burst, company_id)]``
+    :param limits: :class:`LimitSpec` or tuples of its fields
     :param float max_wait: longest wait accepted; beyond it nothing is reserved
     :param bool commit: commit the reservation here; ``False`` lets the caller add to this
         transaction and commit it (the reserved slot is then held until that commit)
     :returns: ``(allowed, wait_seconds, slot)``, ``slot`` in epoch seconds (database clock)
     """
-    limits = sorted(limits)
+    limits = sorted(LimitSpec(*limit) for limit in limits)
     if not limits:
         return True, 0.0, None
     _read_committed(cr)
-    keys = [key for key, *_rest in limits]
+    keys = [limit.key for limit in limits]
     cr.execute(
         """
         INSERT INTO wac_rate_bucket (key, company_id)
         SELECT k, c FROM unnest(%s::varchar[], %s::int[]) AS t(k, c)
         ON CONFLICT (key) DO NOTHING
         """,
-        (keys, [company_id for *_r, company_id in limits]))
+        (keys, [limit.company_id for limit in limits]))
     cr.execute(
-        "SELECT key, tat FROM wac_rate_bucket WHERE key = ANY(%s) ORDER BY key FOR UPDATE",
-        (keys,))
-    tats = dict(cr.fetchall())
+        "SELECT key, tat, recent FROM wac_rate_bucket WHERE key = ANY(%s) ORDER BY key"
+        " FOR UPDATE", (keys,))
+    rows = {key: (tat, recent) for key, tat, recent in cr.fetchall()}
+    # The clock is read once the locks are granted: a worker that waited for another one's
+    # reservation must not plan from the moment it started waiting.
     cr.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
     now = cr.fetchone()[0]
-    result = reserve([Limit(tats.get(key), rate, burst) for key, rate, burst, _c in limits],
-                     now, max_wait)
+    result = reserve([limit.limit(*rows[limit.key]) for limit in limits], now, max_wait)
     if not result.allowed:
         cr.rollback()
         return False, result.wait, result.slot
-    cr.execute(
-        """
-        UPDATE wac_rate_bucket b SET tat = t.tat
-        FROM unnest(%s::varchar[], %s::float8[]) AS t(key, tat) WHERE b.key = t.key
-        """,
-        (keys, list(result.new_tats)))
+    gcra = [(limit.key, state) for limit, state in zip(limits, result.new_tats)
+            if not limit.window]
+    windows = [(limit.key, json.dumps(state)) for limit, state in zip(limits, result.new_tats)
+               if limit.window]
+    if gcra:
+        cr.execute(
+            """
+            UPDATE wac_rate_bucket b SET tat = t.tat
+            FROM unnest(%s::varchar[], %s::float8[]) AS t(key, tat) WHERE b.key = t.key
+            """,
+            ([k for k, _s in gcra], [s for _k, s in gcra]))
+    if windows:
+        cr.execute(
+            """
+            UPDATE wac_rate_bucket b SET recent = t.recent
+            FROM unnest(%s::varchar[], %s::text[]) AS t(key, recent) WHERE b.key = t.key
+            """,
+            ([k for k, _s in windows], [s for _k, s in windows]))
     if commit:
         cr.commit()
     return True, result.wait, result.slot
@@ -75,7 +115,9 @@ class WacRateBucket(models.Model):
 
     Keys are ``company:<id>`` (the number's throughput, 20 messages/s for coexistence numbers)
     and ``pair:<company id>:<phone key>`` (spacing between two messages to one person, Meta's
-    pair rate limit 131056). ``tat`` is the GCRA's theoretical arrival time in epoch seconds.
+    pair rate limit 131056). A pair key is a GCRA: ``tat`` is its theoretical arrival time in
+    epoch seconds. A company key is a window (at most N messages in any second): ``recent``
+    holds its last N slots, and ``tat`` is a "not before" set when Meta says to slow down.
     """
 
     _name = "wac.rate.bucket"
@@ -86,6 +128,8 @@ class WacRateBucket(models.Model):
     key = fields.Char(required=True, index=True)
     company_id = fields.Many2one("res.company", index=True, ondelete="cascade")
     tat = fields.Float("Next slot (epoch seconds)")
+    recent = fields.Text("Recent slots", help="JSON list of the last slots (epoch seconds) of a "
+                         "limit counted per window.")
 
     _sql_constraints = [("key_uniq", "unique(key)", "One state per rate-limit key.")]
 
@@ -98,7 +142,7 @@ class WacRateBucket(models.Model):
         never exceeded. Otherwise nothing is reserved and the wait is returned, for the caller
         to postpone its job.
 
-        :param limits: ``[(key, rate_per_s, burst, company_id)]``
+        :param limits: :class:`LimitSpec` or tuples of its fields
         :returns: ``(allowed, wait_seconds)``
         """
         with self.env.registry.cursor() as cr:

@@ -54,7 +54,7 @@ from ..tools.wa_cloud import phone as wa_phone
 from ..tools.wa_cloud import ratelimit
 from ..tools.wa_cloud import template_params as tp
 from ..tools.wa_cloud.client import GraphClient
-from .wac_rate_limit import reserve_slot
+from .wac_rate_limit import LimitSpec, reserve_slot
 from .wac_template import HELLO_WORLD
 
 _logger = logging.getLogger(__name__)
@@ -70,8 +70,9 @@ MAX_ATTEMPTS = 6
 MAX_SLEEP = 1.0
 #: Up to this wait, the slot and the intent are committed together (one transaction less).
 SAME_TRANSACTION_WAIT = 0.005
-#: The limiter aims this much below the configured rate: a send leaves a few milliseconds after
-#: its slot, and the margin keeps any one-second window under the cap as Meta measures it.
+#: The company's cap is held over windows of 1 / RATE_SAFETY seconds: a send reaches Meta a few
+#: milliseconds after its slot, and the margin keeps any one-second window under the cap as
+#: Meta measures it.
 RATE_SAFETY = 0.97
 #: queue_job retries; Meta errors stop earlier (MAX_ATTEMPTS) and waits use ignore_retry.
 JOB_MAX_RETRIES = 20
@@ -800,7 +801,7 @@ class WacSend(models.AbstractModel):
             else "accepted",
             "recipient_input": result.input or digits, "recipient_wa_id": result.wa_id,
             "wa_attempt_open": False, "status_at": fields.Datetime.now(),
-        }, attach=True)
+        })
         self._wac_log(event, self.env._(
             "WhatsApp %(kind)s sent to %(name)s (%(number)s) with %(template)s.",
             kind=self._wac_kind_label(kind), name=partner.name, number=number,
@@ -859,14 +860,15 @@ class WacSend(models.AbstractModel):
 
     @api.model
     def _wac_limits(self, account, company, digits):
-        """The rate limits of one send: the company's rate, the recipient's spacing."""
+        """The rate limits of one send: the company's cap in every second (a window, so slots
+        missed while the workers were busy are caught up), the recipient's spacing (a GCRA)."""
         limits = []
         if account.rate_limit_mps > 0:
-            limits.append(("company:%d" % company.id, account.rate_limit_mps * RATE_SAFETY, 1,
-                           company.id))
+            limits.append(LimitSpec("company:%d" % company.id, account.rate_limit_mps,
+                                    company_id=company.id, window=1.0 / RATE_SAFETY))
         if account.recipient_spacing_s > 0:
-            limits.append(("pair:%d:%s" % (company.id, wa_phone.canonical(digits)),
-                           1.0 / account.recipient_spacing_s, 1, company.id))
+            limits.append(LimitSpec("pair:%d:%s" % (company.id, wa_phone.canonical(digits)),
+                                    1.0 / account.recipient_spacing_s, company_id=company.id))
         return limits
 
     def _wac_reserve_and_open(self, message, vals, account, company, digits, partner):
@@ -934,11 +936,17 @@ class WacSend(models.AbstractModel):
                                     seconds=10, ignore_retry=True) from None
 
     def _wac_close_attempt(self, message_id, vals, attach=False):
-        """Commit the outcome of an attempt right after Meta's answer."""
+        """Commit the outcome of an attempt right after Meta's answer.
+
+        Writing the ``wamid`` links the statuses that arrived before it (``wac.message``'s
+        ``write``); ``attach`` does it for a row whose ``wamid`` was already known.
+        """
         with self.env.registry.cursor() as cr:
             message = self.env(cr=cr)["wac.message"].sudo().browse(message_id)
+            # What write() and the status linking read: not the whole row with its payload.
+            message.fetch(["direction", "company_id", "wamid", "status"])
             message.write(vals)
-            if attach:
+            if attach and not vals.get("wamid"):
                 message._wac_attach_orphan_statuses()
         # This transaction's cache must not keep what the other one replaced.
         self.env["wac.message"].invalidate_model()
@@ -1014,7 +1022,8 @@ class WacSend(models.AbstractModel):
                                partner_ids=event.user_id.partner_id.ids)
         else:
             # Written by the automation (OdooBot), not by whoever enqueued the job.
-            event._message_log(body=text, author_id=self.env.ref("base.partner_root").id)
+            event._message_log(body=text, author_id=self.env["ir.model.data"]._xmlid_to_res_id(
+                "base.partner_root"))
 
     # -- errors ------------------------------------------------------------------------------
 

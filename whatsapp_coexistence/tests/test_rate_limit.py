@@ -9,7 +9,7 @@ from odoo.sql_db import db_connect
 from odoo.tests import BaseCase, tagged
 from odoo.tests.common import get_db_name
 
-from ..models.wac_rate_limit import reserve_slot
+from ..models.wac_rate_limit import LimitSpec, reserve_slot
 from ..models.wac_send import RATE_SAFETY
 from ..tools.wa_cloud.ratelimit import max_in_window
 
@@ -76,6 +76,40 @@ class TestRateLimitRace(BaseCase):
         # What the workers did after sleeping until their slots.
         sends = [t for worker in results for _a, _w, _s, t in worker]
         self.assertLessEqual(max_in_window(sends), self.CAP)
+
+    def test_two_workers_never_exceed_the_cap_in_any_second(self):
+        """The company's cap as send jobs use it: a window of 1 / RATE_SAFETY s. One worker
+        stalls half-way; the other catches up the missed slots without exceeding the cap."""
+        limits = [LimitSpec(self.key, self.CAP, company_id=None, window=1 / RATE_SAFETY)]
+        slots, errors = [[], []], []
+        barrier = threading.Barrier(2)
+
+        def work(index):
+            try:
+                with db_connect(self.dbname).cursor() as cr:
+                    barrier.wait()
+                    for n in range(40):
+                        if index == 1 and n == 10:
+                            time.sleep(0.6)  # a busy worker
+                        allowed, wait, slot = reserve_slot(cr, limits, max_wait=10)
+                        self.assertTrue(allowed)
+                        time.sleep(wait)
+                        slots[index].append(slot)
+            except Exception as error:  # reported by the test
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        self.assertFalse(errors, errors)
+        every = sorted(slots[0] + slots[1])
+        self.assertEqual(len(set(every)), 80)
+        self.assertLessEqual(max_in_window(every, window=1 / RATE_SAFETY), self.CAP)
+        self.assertLessEqual(max_in_window(every), self.CAP)
+        # 80 messages at 20 per 1.03 s: four windows, the stall made up for.
+        self.assertLess(every[-1] - every[0], 4 / RATE_SAFETY + 0.2)
 
     def test_far_slots_are_refused_not_reserved(self):
         """A worker told to wait longer than it may reserves nothing (its job is postponed),

@@ -7,6 +7,15 @@ slot and sends. Concurrent senders then leave in slot order and the rate never e
 limit, as long as the states are read and written atomically (one PostgreSQL row per key,
 locked with ``SELECT ... FOR UPDATE``, see ``wac.rate.bucket``).
 
+Two kinds of limit:
+
+* :class:`Limit`, a GCRA: messages evenly spaced (the recipient's pair spacing, one message
+  every 6 seconds);
+* :class:`Window`, at most ``count`` messages in any ``window`` seconds (the number's
+  throughput, Meta's "20 messages per second"). It remembers the last ``count`` slots instead
+  of one arrival time, so a slot missed because every worker was busy is not lost: the sender
+  catches up as long as no window is exceeded, where a GCRA would fall behind for good.
+
 Several limits can apply to one message (the company's throughput and the recipient's pair
 spacing): the slot is the first moment allowed by all of them, and each state is advanced as
 if its message was sent at that slot.
@@ -30,13 +39,42 @@ class Limit(NamedTuple):
     burst: int = 1
 
 
+class Window(NamedTuple):
+    """At most ``count`` messages in any half-open window of ``window`` seconds.
+
+    :ivar recent: the last reserved slots, oldest first (at most ``count`` are kept)
+    :ivar count: messages per window
+    :ivar window: window length in seconds
+    :ivar not_before: no slot before this moment (epoch seconds; Meta said "slow down")
+    """
+
+    recent: tuple
+    count: int
+    window: float
+    not_before: float | None = None
+
+    @classmethod
+    def for_rate(cls, recent, rate, margin=1.0, not_before=None):
+        """A cap of ``rate`` messages per second, held in every one-second window.
+
+        ``rate`` is rounded down to whole messages per second (bursts of 20 then 20 more 0.98 s
+        later would put 40 in some second); below one per second it becomes one message per
+        ``1 / rate`` seconds. ``margin`` (>= 1) stretches the window, for the moments
+        between a reserved slot and the request reaching Meta.
+        """
+        if rate >= 1:
+            return cls(tuple(recent or ()), int(rate + 1e-9), margin, not_before)
+        return cls(tuple(recent or ()), 1, margin / rate, not_before)
+
+
 class Reservation(NamedTuple):
     """Result of :func:`reserve`.
 
     :ivar allowed: the slot is within ``max_wait``; store ``new_tats`` and send at ``slot``
     :ivar slot: epoch seconds of the reserved (or first possible) moment
     :ivar wait: ``slot - now``, never negative
-    :ivar new_tats: the states to store (the old ones when not allowed)
+    :ivar new_tats: the states to store (the old ones when not allowed): a ``tat`` for a
+        :class:`Limit`, the new ``recent`` tuple for a :class:`Window`
     """
 
     allowed: bool
@@ -50,14 +88,39 @@ def earliest(limit, now):
 
     :rtype: float
     """
+    if isinstance(limit, Window):
+        moment = max(now, limit.not_before or now)
+        if len(limit.recent) >= limit.count:
+            moment = max(moment, limit.recent[-limit.count] + limit.window)
+        return moment
     decision = gcra(limit.tat, now, limit.rate, limit.burst)
     return now if decision.allowed else now + decision.wait
+
+
+def _advance(limit, slot, now):
+    """The state of ``limit`` once a message is reserved at ``slot`` (which conforms).
+
+    A window keeps only the slots that can still count (later than ``now - window``: no slot
+    is ever reserved before ``now``), so its state stays small however high the cap.
+    """
+    if isinstance(limit, Window):
+        live = [moment for moment in limit.recent if moment > now - limit.window]
+        return tuple(sorted((*live, slot)))[-limit.count:]
+    decision = gcra(limit.tat, slot, limit.rate, limit.burst)
+    # earliest() guarantees conformance at ``slot``; if float rounding says otherwise, apply
+    # the same advance as gcra() would (tat' = max(tat, t) + T).
+    return (decision.new_tat if decision.allowed
+            else max(limit.tat or slot, slot) + 1.0 / limit.rate)
+
+
+def _state(limit):
+    return limit.recent if isinstance(limit, Window) else limit.tat
 
 
 def reserve(limits, now, max_wait=0.0):
     """Reserve the first slot that every limit allows, if it is at most ``max_wait`` away.
 
-    :param limits: iterable of :class:`Limit` (an empty one means no limit)
+    :param limits: iterable of :class:`Limit` and :class:`Window` (none means no limit)
     :param float now: current time, epoch seconds, on the same clock as the stored states
     :param float max_wait: longest acceptable wait; beyond it nothing is reserved and the
         caller should postpone (e.g. ``RetryableJobError(seconds=wait)``)
@@ -67,12 +130,5 @@ def reserve(limits, now, max_wait=0.0):
     slot = max([now] + [earliest(limit, now) for limit in limits])
     wait = max(0.0, slot - now)
     if wait > max_wait:
-        return Reservation(False, slot, wait, tuple(limit.tat for limit in limits))
-    new_tats = []
-    for limit in limits:
-        decision = gcra(limit.tat, slot, limit.rate, limit.burst)
-        # earliest() guarantees conformance at ``slot``; if float rounding says otherwise, apply
-        # the same advance as gcra() would (tat' = max(tat, t) + T).
-        new_tats.append(decision.new_tat if decision.allowed
-                        else max(limit.tat or slot, slot) + 1.0 / limit.rate)
-    return Reservation(True, slot, wait, tuple(new_tats))
+        return Reservation(False, slot, wait, tuple(_state(limit) for limit in limits))
+    return Reservation(True, slot, wait, tuple(_advance(limit, slot, now) for limit in limits))
