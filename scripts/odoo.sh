@@ -6,17 +6,20 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 run=${WAC_RUN_DIR:-$here/.run}
 conf=$run/odoo.conf
+# The job channels are this addon's, not the machine's: kept current below in a config written
+# by an older checkout (the file itself is kept for its encryption key).
+channels="root:2,root.whatsapp:2,root.whatsapp.history:1"
 "$here/scripts/pg.sh" start
 if [ ! -s "$conf" ]; then
     mkdir -p "$run/data"
-    python3 - "$here" "$run" "$conf" <<'PY'
+    python3 - "$here" "$run" "$conf" "$channels" <<'PY'
 import os
 import sys
 
 import odoo
 from cryptography.fernet import Fernet
 
-here, run, conf = sys.argv[1:]
+here, run, conf, channels = sys.argv[1:]
 package_dir = os.path.dirname(odoo.__file__)
 paths = [os.path.join(package_dir, "addons"), os.path.join(package_dir, "..", "addons"), here]
 paths = [os.path.abspath(p) for p in paths if os.path.isdir(p)]
@@ -33,10 +36,13 @@ server_wide_modules = base,web,queue_job
 wa_coexistence_keys = {Fernet.generate_key().decode()}
 
 [queue_job]
-channels = root:2,root.whatsapp:2,root.whatsapp.history:1
+channels = {channels}
 """)
 os.chmod(conf, 0o600)
 PY
+fi
+if ! grep -qx "channels = $channels" "$conf"; then
+    sed -i "s/^channels = .*/channels = $channels/" "$conf"
 fi
 command=()
 case "${1:-}" in shell|neutralize|populate) command=("$1"); shift ;; esac
