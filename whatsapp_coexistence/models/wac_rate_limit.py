@@ -87,24 +87,18 @@ def reserve_slot(cr, limits, max_wait, commit=True):
     if not result.allowed:
         cr.rollback()
         return False, result.wait, result.slot
-    gcra = [(limit.key, state) for limit, state in zip(limits, result.new_tats)
-            if not limit.window]
-    windows = [(limit.key, json.dumps(state)) for limit, state in zip(limits, result.new_tats)
-               if limit.window]
-    if gcra:
-        cr.execute(
-            """
-            UPDATE wac_rate_bucket b SET tat = t.tat
-            FROM unnest(%s::varchar[], %s::float8[]) AS t(key, tat) WHERE b.key = t.key
-            """,
-            ([k for k, _s in gcra], [s for _k, s in gcra]))
-    if windows:
-        cr.execute(
-            """
-            UPDATE wac_rate_bucket b SET recent = t.recent
-            FROM unnest(%s::varchar[], %s::text[]) AS t(key, recent) WHERE b.key = t.key
-            """,
-            ([k for k, _s in windows], [s for _k, s in windows]))
+    # A GCRA stores its ``tat``, a window its ``recent`` slots: NULL keeps the other column.
+    cr.execute(
+        """
+        UPDATE wac_rate_bucket b
+           SET tat = COALESCE(t.tat, b.tat), recent = COALESCE(t.recent, b.recent)
+          FROM unnest(%s::varchar[], %s::float8[], %s::text[]) AS t(key, tat, recent)
+         WHERE b.key = t.key
+        """,
+        (keys,
+         [None if limit.window else state for limit, state in zip(limits, result.new_tats)],
+         [json.dumps(state) if limit.window else None
+          for limit, state in zip(limits, result.new_tats)]))
     if commit:
         cr.commit()
     return True, result.wait, result.slot

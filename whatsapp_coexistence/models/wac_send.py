@@ -935,19 +935,17 @@ class WacSend(models.AbstractModel):
             raise RetryableJobError("Another worker created this message",
                                     seconds=10, ignore_retry=True) from None
 
-    def _wac_close_attempt(self, message_id, vals, attach=False):
+    def _wac_close_attempt(self, message_id, vals):
         """Commit the outcome of an attempt right after Meta's answer.
 
         Writing the ``wamid`` links the statuses that arrived before it (``wac.message``'s
-        ``write``); ``attach`` does it for a row whose ``wamid`` was already known.
+        ``write``).
         """
         with self.env.registry.cursor() as cr:
             message = self.env(cr=cr)["wac.message"].sudo().browse(message_id)
             # What write() and the status linking read: not the whole row with its payload.
             message.fetch(["direction", "company_id", "wamid", "status"])
             message.write(vals)
-            if attach and not vals.get("wamid"):
-                message._wac_attach_orphan_statuses()
         # This transaction's cache must not keep what the other one replaced.
         self.env["wac.message"].invalidate_model()
         self.env["wac.message.status"].invalidate_model()
@@ -963,7 +961,7 @@ class WacSend(models.AbstractModel):
                 "wamid": status.wamid, "wa_attempt_open": False, "status": "accepted",
                 "recipient_wa_id": status.recipient_id or message.recipient_wa_id,
                 "error_code": False, "error_title": False, "error_details": False,
-            }, attach=True)
+            })
             self._wac_log(event, self.env._(
                 "WhatsApp %(kind)s to %(name)s: Meta's answer was lost, but its status webhook "
                 "proves the message was accepted (%(wamid)s); it is not sent again.",
