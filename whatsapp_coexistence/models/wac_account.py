@@ -296,13 +296,14 @@ class WacAccount(models.Model):
                 "%(company)s has no WhatsApp access token yet. Connect the number with "
                 "Embedded Signup or paste a System User token in the account.",
                 company=self.company_id.name))
-        return self._wac_graph_client(access_token=self.env["wac.vault"]._decrypt(ciphertext))
+        return self._wac_graph_client(
+            access_token=self.env["wac.vault"]._decrypt_cached(ciphertext))
 
     @api.model
     def _wac_graph_client(self, access_token=None):
         """A client configured with the installation settings (version, base URL, app)."""
         params = self.env["ir.config_parameter"].sudo()
-        app_secret = self.env["wac.vault"]._decrypt(params.get_param(PARAM_APP_SECRET))
+        app_secret = self.env["wac.vault"]._decrypt_cached(params.get_param(PARAM_APP_SECRET))
         return GraphClient(
             access_token,
             version=params.get_param(PARAM_GRAPH_VERSION) or DEFAULT_GRAPH_VERSION,

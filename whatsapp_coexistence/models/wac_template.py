@@ -1,3 +1,4 @@
+import functools
 import json
 import logging
 
@@ -9,6 +10,18 @@ from ..tools.wa_cloud import template_library
 from ..tools.wa_cloud.template_params import TemplateSpec
 
 _logger = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=256)
+def _spec(name, language, components, parameter_format):
+    """A template's :class:`TemplateSpec` (immutable), read once per process and content: every
+    send validates its mapping and fills its parameters against it."""
+    try:
+        value = json.loads(components or "[]")
+    except ValueError:
+        value = []
+    return TemplateSpec.from_components(name, language, value if isinstance(value, list) else [],
+                                        parameter_format)
 
 TEMPLATE_STATUSES = [
     ("PENDING", "Pending"),
@@ -134,8 +147,7 @@ class WacTemplate(models.Model):
         :rtype: TemplateSpec
         """
         self.ensure_one()
-        return TemplateSpec.from_components(self.name, self.language, self._wac_components(),
-                                            self.parameter_format)
+        return _spec(self.name, self.language, self.components or "", self.parameter_format)
 
     # ------------------------------------------------------------
     # WEBHOOKS

@@ -72,7 +72,8 @@ class WacVault(models.AbstractModel):
     @api.model
     @tools.ormcache("ciphertext")
     def _decrypt_cached(self, ciphertext):
-        """:meth:`_decrypt` for a value read on every request (the App Secret, by each webhook).
+        """:meth:`_decrypt` for a value read on every request: the App Secret (each webhook), an
+        access token (each send).
 
         Keyed by the ciphertext, so a new or re-encrypted secret is a new entry; the keys only
         change with the server's configuration, which takes a restart.
