@@ -20,6 +20,7 @@ if ! python3 -c 'import sys, odoo; sys.exit(odoo.release.version_info[0] != 18)'
 fi
 # shellcheck source=scripts/lib.sh
 . "$here/scripts/lib.sh"
+ensure_requirements
 ensure_queue_job
 scripts/pg.sh start
 mkdir -p "$WAC_RUN_DIR"

@@ -8,3 +8,8 @@ ensure_queue_job() {
     [ "$(pip show odoo-addon-queue_job 2>/dev/null | sed -n 's/^Version: //p')" = "${spec#*==}" ] ||
         python3 -m pip install -q --no-deps "$spec"
 }
+
+# The rest of requirements.txt, installed as usual (pip does nothing when they are satisfied).
+ensure_requirements() {
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q -r <(grep -vE '^odoo-addon-queue-job' "$here/requirements.txt")
+}

@@ -9,6 +9,10 @@ failed=0
 echo "== ruff"
 if command -v ruff >/dev/null; then ruff check . || failed=1; else echo "ruff not installed: skipped"; fi
 
+# shellcheck source=scripts/lib.sh
+. "$here/scripts/lib.sh"
+ensure_requirements
+
 echo "== Pure layer (pytest, no Odoo, no network)"
 python3 -m pytest tests -q -p no:cacheprovider
 rc=$?
@@ -29,8 +33,6 @@ BANNER
     exit "$failed"
 fi
 
-# shellcheck source=scripts/lib.sh
-. "$here/scripts/lib.sh"
 ensure_queue_job
 
 export WAC_RUN_DIR="$here/.run/test"

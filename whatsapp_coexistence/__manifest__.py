@@ -8,7 +8,7 @@
     "author": "whatsapp_coexistence developers",
     "license": "AGPL-3",
     "depends": ["mail", "calendar", "queue_job"],
-    "external_dependencies": {"python": ["cryptography", "phonenumbers", "requests"]},
+    "external_dependencies": {"python": ["cryptography", "ijson", "phonenumbers", "requests"]},
     "data": [
         "security/whatsapp_coexistence_groups.xml",
         "security/ir.model.access.csv",

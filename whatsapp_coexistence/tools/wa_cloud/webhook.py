@@ -557,8 +557,24 @@ class HistoryThread:
     messages: list
 
 
+class HistoryChunkState:
+    """What a ``value.history[]`` item says about the sync, from its ``progress`` and
+    ``errors``; shared by :class:`HistoryChunk` and the streamed
+    :class:`~.webhook_stream.HistoryItem`."""
+
+    @property
+    def declined(self):
+        """``True`` when the business turned history sharing off (error 2593109)."""
+        return any(_int(e.get("code")) == HISTORY_DECLINED_CODE for e in self.errors)
+
+    @property
+    def complete(self):
+        """``True`` when ``progress`` reached 100."""
+        return self.progress is not None and self.progress >= 100
+
+
 @dataclass(frozen=True)
-class HistoryChunk:
+class HistoryChunk(HistoryChunkState):
     """One ``value.history[]`` item.
 
     Chunks may arrive out of order: sort by ``(phase, chunk_order)``. ``progress == 100``
@@ -573,16 +589,6 @@ class HistoryChunk:
     progress: int | None
     threads: list
     errors: list
-
-    @property
-    def declined(self):
-        """``True`` when the business turned history sharing off (error 2593109)."""
-        return any(_int(e.get("code")) == HISTORY_DECLINED_CODE for e in self.errors)
-
-    @property
-    def complete(self):
-        """``True`` when ``progress`` reached 100."""
-        return self.progress is not None and self.progress >= 100
 
 
 def _history_message(msg):
@@ -612,7 +618,6 @@ def history(value):
     """
     result = []
     for item in _list(_dict(value).get("history")):
-        metadata = _dict(item.get("metadata"))
         threads = [
             HistoryThread(
                 wa_id=_str(thread.get("id")),
@@ -620,16 +625,24 @@ def history(value):
             )
             for thread in _list(item.get("threads"))
         ]
-        result.append(
-            HistoryChunk(
-                phase=_int(metadata.get("phase")),
-                chunk_order=_int(metadata.get("chunk_order")),
-                progress=_int(metadata.get("progress")),
-                threads=threads,
-                errors=_list(item.get("errors")),
-            )
-        )
+        result.append(HistoryChunk(threads=threads, **history_header(item)))
     return result
+
+
+def history_header(item):
+    """The sync state of one ``value.history[]`` item, its ``metadata`` and ``errors``.
+
+    :param dict item: the item, or only its ``metadata`` and ``errors`` keys
+    :return: the keyword arguments ``phase``, ``chunk_order``, ``progress`` and ``errors``
+    :rtype: dict
+    """
+    metadata = _dict(item.get("metadata"))
+    return {
+        "phase": _int(metadata.get("phase")),
+        "chunk_order": _int(metadata.get("chunk_order")),
+        "progress": _int(metadata.get("progress")),
+        "errors": _list(item.get("errors")),
+    }
 
 
 def history_media(value):

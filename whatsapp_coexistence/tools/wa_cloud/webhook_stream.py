@@ -1,0 +1,581 @@
+"""Read webhook bodies as streams of JSON events: memory bounded by one message, not the payload.
+
+A ``history`` webhook carries up to 3 MB of messages, and decoding it at once costs about 9 MB
+of Python objects per MB of JSON (bench/README.md, "Memory"). Here the body is never decoded as
+a whole:
+
+* :func:`parse_body` splits a delivery body into :class:`~.webhook.Change` items exactly like
+  ``webhook.parse_payload(json.loads(body))``, except that the ``value.history`` array of a
+  ``history`` change is skipped, not built: the change's value gets a :data:`HISTORY_REF` marker
+  in its place, which says that the items are still in the delivery body.
+* :func:`history_items` reads those items back from the body, at the change's flat index, and
+  yields their messages one at a time (:class:`HistoryItem`). It also reads a change value
+  that still holds its ``history`` array (:func:`load_value`).
+
+Streams come from the caller's ``open_stream()``: a callable that returns a new binary
+file-like object (``read(size)``, and ``close()`` if it has one, called once read), because a
+history is read in two passes. :class:`SliceReader` is a base for such objects;
+:class:`TextReader` serves a ``str``.
+
+JSON is parsed by ijson with its compiled ``yajl2_c`` backend when installed, about as fast as
+``json.loads``. That backend refuses integers beyond 64 bits, which ``json.loads`` (and so the
+webhook controller) accepts: a stream it refuses is read again with ijson's Python backend.
+Numbers are decoded as by ``json.loads`` (``use_float``: no ``Decimal``).
+
+A key repeated inside an object is read at each occurrence where ``json.loads`` keeps the last
+one; Meta's payloads have no repeated keys.
+"""
+
+import collections
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+
+import ijson
+
+from .webhook import (
+    OBJECT,
+    Change,
+    HistoryChunkState,
+    PayloadError,
+    _dict,
+    _history_message,
+    _int,
+    _str,
+    history_header,
+)
+
+#: Key of the marker that replaces a skipped ``history`` array in a change's value:
+#: ``{"source": SOURCE_BODY | SOURCE_VALUE, "items": <number of history items>}``.
+HISTORY_REF = "wac_history"
+#: The items are in the delivery body, in the change at the event's ``change_index``.
+SOURCE_BODY = "delivery_body"
+#: The items are in the stored change value itself (events stored before streaming).
+SOURCE_VALUE = "value"
+#: Size of the slices :class:`TextReader` encodes at a time (characters).
+SLICE_CHARS = 64 * 1024
+
+_OPEN = frozenset({"start_map", "start_array"})
+_CLOSE = frozenset({"end_map", "end_array"})
+
+
+def _compiled_backend():
+    try:
+        return ijson.get_backend("yajl2_c")
+    except ImportError:  # no compiled extension in this install: ijson's own choice
+        return ijson.get_backend(ijson.backend)
+
+
+#: The ijson backend in use: ``yajl2_c`` when its extension is installed.
+BACKEND = _compiled_backend()
+BACKEND_NAME = BACKEND.__name__.rsplit(".", 1)[-1]
+_PYTHON_BACKEND = ijson.get_backend("python")
+_BACKENDS = (BACKEND,) if BACKEND is _PYTHON_BACKEND else (BACKEND, _PYTHON_BACKEND)
+
+
+# ---------------------------------------------------------------------------
+# Streams
+# ---------------------------------------------------------------------------
+
+
+class SliceReader:
+    """A read-only binary stream over the slices that :meth:`_next_slice` returns.
+
+    Subclasses return ``bytes`` from :meth:`_next_slice`, ``b""`` at the end. A slice may end
+    in the middle of a UTF-8 sequence: the JSON parser reassembles it.
+    """
+
+    def __init__(self):
+        self._buffer = b""
+        self._eof = False
+
+    def _next_slice(self):
+        raise NotImplementedError
+
+    def read(self, size=-1):
+        """Return up to ``size`` bytes (all the rest when ``size`` is negative)."""
+        want = size if size is not None and size >= 0 else float("inf")
+        while len(self._buffer) < want and not self._eof:
+            piece = self._next_slice()
+            if piece:
+                self._buffer += piece
+            else:
+                self._eof = True
+        if want >= len(self._buffer):
+            result, self._buffer = self._buffer, b""
+        else:
+            result, self._buffer = self._buffer[:size], self._buffer[size:]
+        return result
+
+    def close(self):
+        """Release what the stream holds; nothing to do here."""
+
+
+class TextReader(SliceReader):
+    """``text`` as a UTF-8 byte stream, encoded :data:`SLICE_CHARS` characters at a time (no
+    encoded copy of the whole text)."""
+
+    def __init__(self, text, slice_chars=SLICE_CHARS):
+        super().__init__()
+        self._text = text
+        self._position = 0
+        self._slice = slice_chars
+
+    def _next_slice(self):
+        piece = self._text[self._position:self._position + self._slice]
+        self._position += len(piece)
+        return piece.encode("utf-8")
+
+
+def _close(stream):
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
+
+
+def _read(open_stream, consume):
+    """Run ``consume(events)`` over a new stream; return its result and the backend used.
+
+    :raises PayloadError: the stream is not JSON
+    """
+    for backend in _BACKENDS:
+        stream = open_stream()
+        try:
+            return consume(backend.basic_parse(stream, use_float=True)), backend
+        except ijson.JSONError as error:
+            failure = error
+        finally:
+            _close(stream)
+    message = str(failure).strip().splitlines()
+    raise PayloadError("Webhook body is not JSON: %s" % (message[0] if message else "empty"))
+
+
+# ---------------------------------------------------------------------------
+# Events (ijson.basic_parse: (event, value) pairs)
+# ---------------------------------------------------------------------------
+
+
+def _build(events, event, value):
+    """The JSON value that starts with ``(event, value)``, consuming its events."""
+    if event == "start_map":
+        result = {}
+        for kind, key in events:
+            if kind == "end_map":
+                break
+            result[key] = _build(events, *next(events))
+        return result
+    if event == "start_array":
+        result = []
+        for kind, first in events:
+            if kind == "end_array":
+                break
+            result.append(_build(events, kind, first))
+        return result
+    return value
+
+
+def _skip(events, event):
+    """Consume the JSON value that starts with ``event`` without building it.
+
+    :return: how many objects the value holds at its first level (the objects of an array)
+    """
+    if event not in _OPEN:
+        return 0
+    depth, objects = 1, 0
+    for kind, _value in events:
+        if kind in _OPEN:
+            if depth == 1 and kind == "start_map":
+                objects += 1
+            depth += 1
+        elif kind in _CLOSE:
+            depth -= 1
+            if not depth:
+                break
+    return objects
+
+
+def _members(events):
+    """Yield ``(key, event, value)`` starting each member of the object just opened; the
+    caller consumes each member's value before asking for the next."""
+    for kind, key in events:
+        if kind == "end_map":
+            return
+        yield (key, *next(events))
+
+
+def _items(events):
+    """Yield ``(event, value)`` starting each item of the array just opened; the caller
+    consumes each item before asking for the next."""
+    for kind, first in events:
+        if kind == "end_array":
+            return
+        yield kind, first
+
+
+# ---------------------------------------------------------------------------
+# Envelope
+# ---------------------------------------------------------------------------
+
+
+def _value(events, skip_history):
+    """Build the change value just opened; a ``history`` array is skipped when asked.
+
+    :return: ``(value, history items skipped or None)``
+    """
+    value, skipped = {}, None
+    for key, kind, first in _members(events):
+        if skip_history and key == "history" and kind == "start_array":
+            skipped = _skip(events, kind)
+        else:
+            value[key] = _build(events, kind, first)
+    return value, skipped
+
+
+def _change(events, skip_history):
+    """Read the change just opened: ``(field, value, history items skipped or None)``."""
+    field, value, skipped = None, None, None
+    for key, kind, first in _members(events):
+        if key == "field":
+            field = _build(events, kind, first)
+        elif key == "value" and kind == "start_map":
+            # Meta writes "value" before "field": an unknown field may still be a history.
+            value, skipped = _value(events, skip_history and _str(field) in (None, "history"))
+        elif key == "value":
+            value, skipped = _build(events, kind, first), None
+        else:
+            _skip(events, kind)
+    return field, value, skipped
+
+
+def _entry(events, entry_index, flat, skip_history, again):
+    """Read the entry just opened and return its changes.
+
+    :param flat: flat index of the entry's first change in the body
+    :param again: set to which the flat index of a change to read again is added
+    """
+    entry_id = entry_time = None
+    found = []  # the entry's id may follow its changes
+    for key, kind, first in _members(events):
+        if key == "id":
+            entry_id = _build(events, kind, first)
+        elif key == "time":
+            entry_time = _build(events, kind, first)
+        elif key == "changes" and kind == "start_array":
+            for change_index, (item_kind, _item) in enumerate(_items(events)):
+                if item_kind != "start_map":
+                    _skip(events, item_kind)
+                    continue
+                index = flat + len(found)
+                field, value, skipped = _change(events, skip_history(index))
+                if skipped is not None and _str(field) == "history":
+                    value[HISTORY_REF] = {"source": SOURCE_BODY, "items": skipped}
+                elif skipped is not None:
+                    again.add(index)
+                found.append((change_index, field, value))
+        else:
+            _skip(events, kind)
+    return [
+        Change(
+            entry_id=_str(entry_id),
+            entry_time=_int(entry_time),
+            field=_str(field),
+            value=_dict(value),
+            index=(entry_index, change_index),
+        )
+        for change_index, field, value in found
+    ]
+
+
+def _envelope(events, skip_history):
+    """Read a delivery body: ``(changes, flat indexes of the changes to read again)``.
+
+    :param skip_history: ``skip_history(flat_index)`` says whether to skip that change's
+        ``value.history`` array
+    """
+    kind, _first = next(events)
+    if kind != "start_map":
+        raise PayloadError("Webhook body is not a JSON object")
+    obj, has_entries, changes, again = None, False, [], set()
+    for key, kind, first in _members(events):
+        if key == "object":
+            obj = _build(events, kind, first)
+        elif key == "entry" and kind == "start_array":
+            has_entries = True
+            for entry_index, (item_kind, _item) in enumerate(_items(events)):
+                if item_kind == "start_map":
+                    changes += _entry(events, entry_index, len(changes), skip_history, again)
+                else:
+                    _skip(events, item_kind)
+        else:
+            if key == "entry":
+                has_entries = False
+            _skip(events, kind)
+    if obj != OBJECT:
+        raise PayloadError("Webhook object is not whatsapp_business_account")
+    if not has_entries:
+        raise PayloadError("Webhook entry is not a list")
+    return changes, again
+
+
+def parse_body(open_stream):
+    """Split a webhook body into :class:`~.webhook.Change` items without decoding it whole.
+
+    The same changes as ``webhook.parse_payload(json.loads(body))``, except that the
+    ``value.history`` array of a ``history`` change is not built: the value gets
+    ``{HISTORY_REF: {"source": SOURCE_BODY, "items": n}}`` instead, and
+    :func:`history_items` reads the items from the body later.
+
+    :param open_stream: callable returning a new binary stream of the body
+    :raises PayloadError: not JSON, not a JSON object, ``object`` is not
+        ``whatsapp_business_account`` or ``entry`` is not a list
+    :rtype: list[Change]
+    """
+    (changes, again), _backend = _read(open_stream, lambda e: _envelope(e, lambda _i: True))
+    if again:
+        # A change whose field came after its value and was not history after all: read the
+        # body again, building that change whole (never seen from Meta).
+        (changes, _again), _backend = _read(
+            open_stream, lambda e: _envelope(e, lambda i: i not in again))
+    return changes
+
+
+def load_value(open_stream):
+    """Decode a stored change value, leaving its ``history`` array unread.
+
+    The array, if any, is replaced by ``{HISTORY_REF: {"source": SOURCE_VALUE, "items": n}}``:
+    :func:`history_items` then reads it from the same stream (``change_index=None``).
+
+    :raises PayloadError: not JSON
+    """
+    def consume(events):
+        event, first = next(events)
+        if event != "start_map":
+            return _build(events, event, first)
+        value, skipped = _value(events, skip_history=True)
+        if skipped is not None:
+            value[HISTORY_REF] = {"source": SOURCE_VALUE, "items": skipped}
+        return value
+
+    return _read(open_stream, consume)[0]
+
+
+# ---------------------------------------------------------------------------
+# History
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryItem(HistoryChunkState):
+    """One ``value.history[]`` item read from a stream: the sync state of a
+    :class:`~.webhook.HistoryChunk` (``declined``, ``complete``...), and its messages as an
+    iterator instead of a list of threads.
+
+    :ivar messages: iterator of ``(wa_id, HistoryMessage)``, thread after thread in the
+        payload's order, each message decoded when it is reached; a thread without messages
+        yields ``(wa_id, None)`` once, so that its contact is known too. Read it before asking
+        for the next item: what is left unread is then skipped.
+    """
+
+    phase: int | None
+    chunk_order: int | None
+    progress: int | None
+    errors: list
+    messages: Iterator = dc_field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What the first pass learns about an item: its sync state, and the ``id`` of each thread
+    that gives it after its messages (by ordinal among the item's thread objects)."""
+
+    state: dict
+    late_ids: dict
+
+
+def _history_arrays(events, change_index):
+    """Yield once each ``history`` array of the change is opened; the caller reads the array
+    through its end before resuming.
+
+    :param change_index: flat index of the change in a delivery body, or ``None`` when the
+        stream is the change's value; the rest of a body after that change is never read
+    """
+    kind, _first = next(events)
+    if kind != "start_map":
+        return
+    if change_index is None:
+        yield from _value_arrays(events)
+        return
+    flat = 0
+    for key, kind, _first in _members(events):
+        if key != "entry" or kind != "start_array":
+            _skip(events, kind)
+            continue
+        for item_kind, _item in _items(events):
+            if item_kind != "start_map":
+                _skip(events, item_kind)
+                continue
+            flat = yield from _entry_arrays(events, flat, change_index)
+            if flat > change_index:
+                return
+
+
+def _entry_arrays(events, flat, change_index):
+    """:func:`_history_arrays` in the entry just opened; return the flat index reached (past
+    ``change_index`` once that change is read, the entry then left unfinished)."""
+    for key, kind, _first in _members(events):
+        if key != "changes" or kind != "start_array":
+            _skip(events, kind)
+            continue
+        for item_kind, _item in _items(events):
+            if item_kind != "start_map":
+                _skip(events, item_kind)
+            elif flat < change_index:
+                _skip(events, item_kind)
+                flat += 1
+            else:
+                for change_key, value_kind, _value in _members(events):
+                    if change_key == "value" and value_kind == "start_map":
+                        yield from _value_arrays(events)
+                    else:
+                        _skip(events, value_kind)
+                return flat + 1
+    return flat
+
+
+def _value_arrays(events):
+    for key, kind, _first in _members(events):
+        if key == "history" and kind == "start_array":
+            yield
+        else:
+            _skip(events, kind)
+
+
+def _late_thread_id(events):
+    """Read the thread just opened, building only an ``id`` given after its ``messages``.
+
+    :return: ``(True, id)`` for such an id, else ``(False, None)``
+    """
+    messages_seen, late = False, (False, None)
+    for key, kind, first in _members(events):
+        if key == "id" and messages_seen:
+            late = (True, _str(_build(events, kind, first)))
+        else:
+            messages_seen = messages_seen or key == "messages"
+            _skip(events, kind)
+    return late
+
+
+def _header(events):
+    """First pass, one item just opened: its :class:`_Header`."""
+    state, late_ids, ordinal = {}, {}, 0
+    for key, kind, first in _members(events):
+        if key in ("metadata", "errors"):
+            state[key] = _build(events, kind, first)
+        elif key == "threads" and kind == "start_array":
+            for item_kind, _item in _items(events):
+                if item_kind != "start_map":
+                    _skip(events, item_kind)
+                    continue
+                late, wa_id = _late_thread_id(events)
+                if late:
+                    late_ids[ordinal] = wa_id
+                ordinal += 1
+        else:
+            _skip(events, kind)
+    return _Header(history_header(state), late_ids)
+
+
+def _headers(events, change_index):
+    """First pass: the :class:`_Header` of each history item of the change."""
+    headers = []
+    for _array in _history_arrays(events, change_index):
+        for kind, _first in _items(events):
+            if kind == "start_map":
+                headers.append(_header(events))
+            else:
+                _skip(events, kind)
+    return headers
+
+
+def _thread_messages(events, late, wa_id):
+    """Second pass, one thread just opened: yield ``(wa_id, message)``, or ``(wa_id, None)``
+    once if it has none.
+
+    :param late: the first pass found the ``id`` (``wa_id``) after the messages
+    """
+    empty = True
+    for key, kind, first in _members(events):
+        if key == "id" and not late:
+            wa_id = _str(_build(events, kind, first))
+        elif key == "messages" and kind == "start_array":
+            for item_kind, item in _items(events):
+                if item_kind == "start_map":
+                    empty = False
+                    yield wa_id, _history_message(_build(events, item_kind, item))
+                else:
+                    _skip(events, item_kind)
+        else:
+            _skip(events, kind)
+    if empty:
+        yield wa_id, None
+
+
+def _messages(events, late_ids):
+    """Second pass, one item just opened: yield its threads' ``(wa_id, message or None)``."""
+    ordinal = 0
+    for key, kind, _first in _members(events):
+        if key != "threads" or kind != "start_array":
+            _skip(events, kind)
+            continue
+        for item_kind, _item in _items(events):
+            if item_kind != "start_map":
+                _skip(events, item_kind)
+                continue
+            yield from _thread_messages(events, ordinal in late_ids, late_ids.get(ordinal))
+            ordinal += 1
+
+
+def history_items(open_stream, change_index=None):
+    """Yield the ``value.history[]`` items of one change, reading one message at a time.
+
+    Two passes over the stream, so that keys may come in any order without buffering
+    messages: the first reads each item's ``metadata`` and ``errors`` (a declined item is known
+    before its threads) and the ``id`` of the threads that give it after their messages; the
+    second yields the messages. Memory holds one message, plus one small header per item.
+
+    :param open_stream: callable returning a new binary stream: the delivery body, or the
+        change's value when ``change_index`` is ``None``
+    :param change_index: flat index of the change among the body's changes (objects in
+        ``entry[].changes[]``, as :func:`parse_body` counts them)
+    :raises PayloadError: the stream is not JSON (raised before any item is yielded)
+    :rtype: Iterator[HistoryItem]
+    """
+    headers, backend = _read(open_stream, lambda events: _headers(events, change_index))
+    if not headers:
+        return
+    headers = iter(headers)
+    stream = open_stream()
+    try:
+        events = backend.basic_parse(stream, use_float=True)
+        for _array in _history_arrays(events, change_index):
+            for kind, _first in _items(events):
+                if kind != "start_map":
+                    _skip(events, kind)
+                    continue
+                header = next(headers)
+                item = HistoryItem(messages=_messages(events, header.late_ids), **header.state)
+                yield item
+                collections.deque(item.messages, maxlen=0)  # what the caller left unread
+    finally:
+        _close(stream)
+
+
+def batched(iterable, size):
+    """Yield lists of up to ``size`` items of ``iterable`` (``itertools.batched`` of 3.12).
+
+    :rtype: Iterator[list]
+    """
+    iterator = iter(iterable)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
