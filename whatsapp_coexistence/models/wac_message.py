@@ -5,7 +5,7 @@ from markupsafe import Markup
 
 from odoo import api, fields, models
 
-from ..tools.wa_cloud import webhook
+from ..tools.wa_cloud import webhook, webhook_stream
 
 _logger = logging.getLogger(__name__)
 
@@ -270,49 +270,77 @@ class WacMessage(models.Model):
         return messages
 
     @api.model
-    def _wac_ingest_history(self, account, chunks, business_number):
-        """Import history chunks in batches; record the sync's phase and progress.
+    def _wac_ingest_history(self, account, items, business_number):
+        """Import history items in batches of :data:`BATCH_SIZE` messages; record the sync's
+        phase and progress once per item.
 
+        Memory is bounded by the batch, not by the webhook: messages are read one at a time
+        (``webhook_stream.history_items``), and contacts are resolved per batch; only the
+        contact ids of the previous batch are kept (a thread's messages follow each other, so
+        a thread spanning two batches is resolved once).
+
+        :param items: iterable of ``webhook_stream.HistoryItem``: ``phase``, ``chunk_order``,
+            ``progress``, ``declined``, ``complete``, and ``messages``, an iterator of
+            ``(wa_id, HistoryMessage or None)``
         :param business_number: the business number as Meta writes it in ``from``; a message
             from it (or with ``from_me``) was sent by the business
         """
-        company_id = account.company_id.id
         imported = 0
-        for chunk in chunks:
-            before = imported
-            if chunk.declined:
+        contact_ids = {}
+        for item in items:
+            if item.declined:
                 account._wac_history_progress(declined=True)
                 continue
-            contacts = self.env["wac.contact"]._wac_resolve(
-                account, [(t.wa_id, None, None) for t in chunk.threads if t.wa_id])
-            rows = [(thread, msg) for thread in chunk.threads for msg in thread.messages
-                    if msg.wamid]
-            for start in range(0, len(rows), BATCH_SIZE):
-                batch = rows[start:start + BATCH_SIZE]
-                known = self._wac_existing_wamids(company_id, [m.wamid for _t, m in batch])
-                vals_list, seen = [], set()
-                for thread, msg in batch:
-                    if msg.wamid in known or msg.wamid in seen:
-                        continue
-                    seen.add(msg.wamid)
-                    contact = contacts.get(thread.wa_id)
-                    outbound = msg.sent_by_business(business_number)
-                    vals_list.append({
-                        "company_id": company_id, "account_id": account.id,
-                        "contact_id": contact.id if contact else False,
-                        "wamid": msg.wamid, "direction": "out" if outbound else "in",
-                        "source": "history", "message_type": msg.type, "body": msg.text,
-                        "is_placeholder": msg.type == "media_placeholder",
-                        "media_id": (msg.media or {}).get("id"),
-                        "message_at": _ts(msg.timestamp),
-                        "status": HISTORY_STATUSES.get(msg.status or "",
-                                                       "sent" if outbound else "received"),
-                    })
-                self._wac_insert_history(vals_list)
-                imported += len(vals_list)
+            count = 0
+            for batch in webhook_stream.batched(item.messages, BATCH_SIZE):
+                contact_ids = self._wac_history_contacts(
+                    account, [wa_id for wa_id, _m in batch if wa_id], contact_ids)
+                count += self._wac_history_batch(account, batch, business_number, contact_ids)
                 self.env.invalidate_all()  # keep memory bounded by the batch
-            account._wac_history_progress(chunk=chunk, imported=imported - before)
+            account._wac_history_progress(chunk=item, imported=count)
+            imported += count
         return "%d history message(s) imported" % imported
+
+    @api.model
+    def _wac_history_contacts(self, account, wa_ids, known):
+        """``{wa_id: contact id}`` for ``wa_ids``, found or created in the account's company.
+
+        :param list wa_ids: in the order of the threads (repeated for each message)
+        :param dict known: the map of the previous batch, reused for the wa_ids it has
+        """
+        wa_ids = dict.fromkeys(wa_ids)
+        missing = [wa_id for wa_id in wa_ids if wa_id not in known]
+        contacts = self.env["wac.contact"]._wac_resolve(
+            account, [(wa_id, None, None) for wa_id in missing]) if missing else {}
+        return {wa_id: known[wa_id] if wa_id in known else contacts[wa_id].id
+                for wa_id in wa_ids if wa_id in known or wa_id in contacts}
+
+    @api.model
+    def _wac_history_batch(self, account, batch, business_number, contact_ids):
+        """Insert the messages of ``batch`` (``(wa_id, message or None)`` pairs) not stored yet;
+        return how many were inserted."""
+        company_id = account.company_id.id
+        messages = [(wa_id, msg) for wa_id, msg in batch if msg is not None and msg.wamid]
+        known = self._wac_existing_wamids(company_id, [m.wamid for _w, m in messages])
+        vals_list, seen = [], set()
+        for wa_id, msg in messages:
+            if msg.wamid in known or msg.wamid in seen:
+                continue
+            seen.add(msg.wamid)
+            outbound = msg.sent_by_business(business_number)
+            vals_list.append({
+                "company_id": company_id, "account_id": account.id,
+                "contact_id": contact_ids.get(wa_id, False),
+                "wamid": msg.wamid, "direction": "out" if outbound else "in",
+                "source": "history", "message_type": msg.type, "body": msg.text,
+                "is_placeholder": msg.type == "media_placeholder",
+                "media_id": (msg.media or {}).get("id"),
+                "message_at": _ts(msg.timestamp),
+                "status": HISTORY_STATUSES.get(msg.status or "",
+                                               "sent" if outbound else "received"),
+            })
+        self._wac_insert_history(vals_list)
+        return len(vals_list)
 
     @api.model
     def _wac_insert_history(self, vals_list):

@@ -1,12 +1,16 @@
 import hashlib
+import itertools
 import json
 import logging
 from datetime import timedelta
 
+import psycopg2
+
 from odoo import SUPERUSER_ID, api, fields, models
+from odoo.tools import SQL
 
 from ..tools.wa_cloud import signature as wa_signature
-from ..tools.wa_cloud import webhook
+from ..tools.wa_cloud import webhook_stream
 from ..tools.wa_cloud.errors import sanitize
 
 _logger = logging.getLogger(__name__)
@@ -18,6 +22,9 @@ HISTORY_CHANNEL = "root.whatsapp.history"
 # One dispatcher job at a time enqueues the deliveries' jobs (_wac_ensure_dispatcher).
 DISPATCH_IDENTITY_KEY = "wac.webhook.delivery:dispatch"
 DISPATCH_BATCH = 1000
+
+# The body is read by the jobs in slices of this many bytes (webhook_stream parses the stream).
+BODY_SLICE_BYTES = 64 * 1024
 
 DELIVERY_STATES = [
     ("received", "Received"),
@@ -43,7 +50,8 @@ class WacWebhookDelivery(models.Model):
     _rec_name = "body_sha256"
 
     received_at = fields.Datetime(readonly=True, index=True)
-    body = fields.Text(readonly=True)
+    # Read in slices by the jobs (_wac_open_body), never loaded with the other fields.
+    body = fields.Text(readonly=True, prefetch=False)
     body_sha256 = fields.Char("Body SHA-256", readonly=True, required=True)
     signature = fields.Char("Signature header", readonly=True)
     remote_addr = fields.Char("Source address", readonly=True)
@@ -196,7 +204,9 @@ class WacWebhookDelivery(models.Model):
         self.ensure_one()
         if not self.event_ids:
             try:
-                changes = webhook.parse_payload(json.loads(self.body))
+                # Streamed: a history change's messages stay in the body (its history job
+                # reads them from there), everything else is decoded as usual.
+                changes = webhook_stream.parse_body(self._wac_open_body)
             except ValueError as error:
                 # Signed by Meta but not a WhatsApp payload: kept, visible, never an error.
                 self.write({"state": "ignored", "error": sanitize(str(error))})
@@ -213,6 +223,11 @@ class WacWebhookDelivery(models.Model):
                 event._wac_process_safely()
         self._wac_update_state()
 
+    def _wac_open_body(self):
+        """The body as a new binary stream, read from the database one slice at a time."""
+        self.ensure_one()
+        return _BodyReader(self.env.cr, self.id)
+
     def _wac_update_state(self):
         for delivery in self:
             states = set(delivery.event_ids.mapped("state"))
@@ -228,3 +243,56 @@ class WacWebhookDelivery(models.Model):
         self.event_ids.filtered(lambda e: e.state in ("failed", "pending", "unroutable")) \
             .action_reprocess()
         return True
+
+
+class _BodyReader(webhook_stream.SliceReader):
+    """The ``body`` of one delivery as UTF-8 bytes, :data:`BODY_SLICE_BYTES` at a time.
+
+    A server-side cursor returns the slices: the body is decoded once in PostgreSQL and sliced
+    by bytes there. ``substring(body FROM n FOR m)`` per slice counts characters, so
+    PostgreSQL walks the text from its start at every call: 0.40 s for the 41 slices of a
+    2.6 MB body, against 0.03 s through the cursor (measured on the dev cluster). The cursor
+    lives in the job's transaction; :meth:`close` closes it early.
+    """
+
+    _names = itertools.count(1)
+
+    def __init__(self, cr, delivery_id):
+        super().__init__()
+        self._cr = cr
+        self._cursor_name = "wac_body_%d_%d" % (delivery_id, next(self._names))
+        self._name = SQL.identifier(self._cursor_name)
+        cr.execute(SQL(
+            """
+            DECLARE %(name)s NO SCROLL CURSOR FOR
+              WITH delivery AS MATERIALIZED (
+                   SELECT convert_to(body, 'UTF8') AS bytes
+                     FROM wac_webhook_delivery WHERE id = %(id)s)
+            SELECT substring(delivery.bytes FROM start FOR %(size)s)
+              FROM delivery, generate_series(1, octet_length(delivery.bytes), %(size)s) AS start
+             ORDER BY start
+            """, name=self._name, id=delivery_id, size=BODY_SLICE_BYTES))
+        self._open = True
+
+    def _next_slice(self):
+        if not self._open:
+            return b""
+        self._cr.execute(SQL("FETCH NEXT FROM %s", self._name))
+        row = self._cr.fetchone()
+        if row is None:
+            self.close()
+            return b""
+        return bytes(row[0])
+
+    def close(self):
+        """Close the cursor if it is still open (a rolled back savepoint closed it already)."""
+        if not self._open:
+            return
+        self._open = False
+        try:
+            self._cr.execute("SELECT 1 FROM pg_cursors WHERE name = %s", [self._cursor_name],
+                             log_exceptions=False)
+        except psycopg2.errors.InFailedSqlTransaction:
+            return  # the transaction is rolled back, the cursor with it
+        if self._cr.rowcount:
+            self._cr.execute(SQL("CLOSE %s", self._name))

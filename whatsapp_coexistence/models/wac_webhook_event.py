@@ -7,7 +7,7 @@ from odoo import SUPERUSER_ID, api, fields, models
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
-from ..tools.wa_cloud import webhook
+from ..tools.wa_cloud import webhook, webhook_stream
 from ..tools.wa_cloud.errors import sanitize
 
 _logger = logging.getLogger(__name__)
@@ -53,7 +53,10 @@ class WacWebhookEvent(models.Model):
     field = fields.Char(required=True, index=True, readonly=True)
     waba_id = fields.Char("WABA ID", readonly=True)
     phone_number_id = fields.Char(readonly=True, index=True)
-    payload = fields.Text(readonly=True, help="The change's value, as Meta sent it.")
+    payload = fields.Text(
+        readonly=True, help="The change's value, as Meta sent it. The messages of a history "
+        "chunk stay in the delivery's raw body, where the import reads them: here a "
+        "\"wac_history\" marker stands in their place.")
     state = fields.Selection(EVENT_STATES, default="pending", required=True, index=True,
                              readonly=True)
     summary = fields.Char(readonly=True)
@@ -168,10 +171,22 @@ class WacWebhookEvent(models.Model):
             self.write({"state": "ignored", "summary": "Field not handled"})
             return
         account = self.account_id.sudo().with_company(self.company_id)
-        summary = handler(account, json.loads(self.payload or "{}"))
+        summary = handler(account, self._wac_value())
         self.write({"state": "done", "summary": summary, "error": False,
                     "attempts": self.attempts + 1, "processed_at": fields.Datetime.now()})
         self.delivery_id._wac_update_state()
+
+    def _wac_value(self):
+        """The change's value, decoded; a ``history`` array is left in the payload.
+
+        Events stored before the delivery body was streamed hold their history chunk in the
+        payload: :func:`webhook_stream.load_value` replaces it with a marker, and
+        :meth:`_wac_handle_history` reads it from the payload as a stream.
+        """
+        payload = self.payload or "{}"
+        if self.field == "history":
+            return webhook_stream.load_value(lambda: webhook_stream.TextReader(payload))
+        return json.loads(payload)
 
     def action_reprocess(self):
         """Route failed, pending and unroutable events again and process them in jobs."""
@@ -214,8 +229,19 @@ class WacWebhookEvent(models.Model):
             return "%d media asset(s)" % len(media)
         # The business number as Meta writes it in ``from`` (digits), not as the user typed it.
         business_number = (value.get("metadata") or {}).get("display_phone_number")
+        # The chunk's messages are read one at a time from where they are stored: the
+        # delivery body since the delivery job streams it, the payload for older events.
+        ref = value.get(webhook_stream.HISTORY_REF) or {}
+        if ref.get("source") == webhook_stream.SOURCE_BODY:
+            items = webhook_stream.history_items(
+                self.delivery_id._wac_open_body, change_index=self.change_index)
+        elif ref.get("source") == webhook_stream.SOURCE_VALUE:
+            payload = self.payload
+            items = webhook_stream.history_items(lambda: webhook_stream.TextReader(payload))
+        else:
+            items = ()  # no history array
         return Message._wac_ingest_history(
-            account, webhook.history(value), business_number or account.display_phone_number)
+            account, items, business_number or account.display_phone_number)
 
     def _wac_handle_smb_app_state_sync(self, account, value):
         items = webhook.state_sync(value)

@@ -3,6 +3,7 @@ from . import test_security
 from . import test_vault
 from . import test_webhook
 from . import test_webhook_fields
+from . import test_webhook_history
 from . import test_ui
 from . import test_automation
 from . import test_send
