@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from wa_cloud.pacing import Limit, Window, earliest, reserve
+from wa_cloud.pacing import Limit, Window, earliest, reserve, restamp
 from wa_cloud.ratelimit import max_in_window
 
 
@@ -116,3 +116,44 @@ def test_window_state_stays_small_under_a_high_cap():
         window = window._replace(recent=result.new_tats[0])
     assert len(window.recent) == 50, "only the last second is kept"
     assert window.recent[-1] == pytest.approx(now)
+
+
+def _paced_sends(lateness, use_restamp, count=200):
+    """Two senders at a 20/s cap (window 1/0.97 s), always backlogged: each reserves its next
+    slot as soon as its last message left. ``lateness(n)`` is how long after its slot message
+    ``n`` really leaves. Returns the moments the messages left."""
+    window = Window.for_rate((), 20.0, margin=1 / 0.97)
+    free = [0.0, 0.0]  # when each sender can reserve again
+    left = []
+    for n in range(count):
+        sender = free.index(min(free))
+        result = reserve([window], now=free[sender], max_wait=60)
+        window = window._replace(recent=result.new_tats[0])
+        moment = result.slot + lateness(n)
+        if use_restamp:
+            window = window._replace(recent=restamp(window.recent, result.slot, moment))
+        left.append(moment)
+        free[sender] = moment + 0.05  # the answer, the outcome, the next job
+    return left
+
+
+def test_a_late_message_would_crowd_a_second_unless_restamped():
+    """One message in 15 leaves 45 ms after its slot (a slow commit, a descheduled worker):
+    the message 20 slots later is planned one window after the slot, which is less than a
+    second after the late message really left. Restamping keeps every second within the cap,
+    at the same throughput."""
+    def lateness(n):
+        return 0.045 if n % 15 == 7 else 0.003
+
+    plain = _paced_sends(lateness, use_restamp=False)
+    assert max_in_window(plain) == 21
+    restamped = _paced_sends(lateness, use_restamp=True)
+    assert max_in_window(restamped) == 20
+    assert len([t for t in restamped if t < restamped[0] + 10]) >= 19.0 * 10
+
+
+def test_restamp_moves_one_slot_later_only():
+    recent = (1.0, 1.05, 1.1)
+    assert restamp(recent, 1.05, 1.2) == (1.0, 1.1, 1.2), "moved, and kept in order"
+    assert restamp(recent, 1.05, 1.0) == recent, "never earlier"
+    assert restamp(recent, 7.0, 8.0) == recent, "a slot no longer kept: nothing to move"

@@ -6,7 +6,7 @@ from typing import NamedTuple
 from odoo import api, fields, models
 from odoo.sql_db import TestCursor
 
-from ..tools.wa_cloud.pacing import Limit, Window, reserve
+from ..tools.wa_cloud.pacing import Limit, Window, reserve, restamp
 
 _logger = logging.getLogger(__name__)
 
@@ -46,6 +46,19 @@ class LimitSpec(NamedTuple):
         return Limit(tat, self.rate, self.burst)
 
 
+class Slot(NamedTuple):
+    """What :func:`reserve_slot` reserved.
+
+    :ivar allowed: a slot is reserved (else the caller postpones)
+    :ivar wait: seconds until the slot (or until the first possible one, when not allowed)
+    :ivar slot: epoch seconds, database clock
+    """
+
+    allowed: bool
+    wait: float
+    slot: float | None
+
+
 def reserve_slot(cr, limits, max_wait, commit=True):
     """Reserve a sending slot on ``cr`` and commit it; the core of :class:`WacRateBucket`.
 
@@ -61,11 +74,11 @@ def reserve_slot(cr, limits, max_wait, commit=True):
     :param float max_wait: longest wait accepted; beyond it nothing is reserved
     :param bool commit: commit the reservation here; ``False`` lets the caller add to this
         transaction and commit it (the reserved slot is then held until that commit)
-    :returns: ``(allowed, wait_seconds, slot)``, ``slot`` in epoch seconds (database clock)
+    :returns: :class:`Slot`, ``slot`` in epoch seconds (database clock)
     """
     limits = sorted(LimitSpec(*limit) for limit in limits)
     if not limits:
-        return True, 0.0, None
+        return Slot(True, 0.0, None)
     _read_committed(cr)
     keys = [limit.key for limit in limits]
     cr.execute(
@@ -86,7 +99,7 @@ def reserve_slot(cr, limits, max_wait, commit=True):
     result = reserve([limit.limit(*rows[limit.key]) for limit in limits], now, max_wait)
     if not result.allowed:
         cr.rollback()
-        return False, result.wait, result.slot
+        return Slot(False, result.wait, result.slot)
     # A GCRA stores its ``tat``, a window its ``recent`` slots: NULL keeps the other column.
     cr.execute(
         """
@@ -101,7 +114,24 @@ def reserve_slot(cr, limits, max_wait, commit=True):
           for limit, state in zip(limits, result.new_tats)]))
     if commit:
         cr.commit()
-    return True, result.wait, result.slot
+    return Slot(True, result.wait, result.slot)
+
+
+def restamp_slot(cr, key, slot, moment):
+    """Store that the message reserved at ``slot`` under the window ``key`` left at ``moment``
+    (database clock), so that later slots count from then (``pacing.restamp``).
+
+    It must come first in the transaction on ``cr`` (READ COMMITTED, like a reservation);
+    the caller commits.
+    """
+    _read_committed(cr)
+    cr.execute("SELECT recent FROM wac_rate_bucket WHERE key = %s FOR UPDATE", (key,))
+    row = cr.fetchone()
+    recent = tuple(json.loads(row[0])) if row and row[0] else ()
+    moved = restamp(recent, slot, moment)
+    if moved != recent:
+        cr.execute("UPDATE wac_rate_bucket SET recent = %s WHERE key = %s",
+                   (json.dumps(moved), key))
 
 
 class WacRateBucket(models.Model):

@@ -9,7 +9,7 @@ from odoo.sql_db import db_connect
 from odoo.tests import BaseCase, tagged
 from odoo.tests.common import get_db_name
 
-from ..models.wac_rate_limit import LimitSpec, reserve_slot
+from ..models.wac_rate_limit import LimitSpec, reserve_slot, restamp_slot
 from ..models.wac_send import RATE_SAFETY
 from ..tools.wa_cloud.ratelimit import max_in_window
 
@@ -110,6 +110,22 @@ class TestRateLimitRace(BaseCase):
         self.assertLessEqual(max_in_window(every), self.CAP)
         # 80 messages at 20 per 1.03 s: four windows, the stall made up for.
         self.assertLess(every[-1] - every[0], 4 / RATE_SAFETY + 0.2)
+
+    def test_a_late_send_keeps_a_whole_window_before_its_twentieth_successor(self):
+        """A message that left 45 ms after its slot moves its slot in the window: the slot 20
+        places later is then a whole window after the moment it really left."""
+        limits = [LimitSpec(self.key, self.CAP, window=1 / RATE_SAFETY)]
+        with db_connect(self.dbname).cursor() as cr:
+            first = [reserve_slot(cr, limits, max_wait=10).slot for _ in range(20)]
+            late = first[-1] + 0.045
+            restamp_slot(cr, self.key, first[-1], late)
+            cr.commit()
+            second = [reserve_slot(cr, limits, max_wait=10).slot for _ in range(20)]
+        self.assertGreaterEqual(second[-1], late + 1 / RATE_SAFETY - 1e-6)
+        self.assertLessEqual(max_in_window([*first[:-1], late, *second],
+                                           window=1 / RATE_SAFETY), self.CAP)
+        self.assertLess(second[-1], first[-1] + 1 / RATE_SAFETY + 0.045 + 0.01,
+                        "only the late slot moved")
 
     def test_far_slots_are_refused_not_reserved(self):
         """A worker told to wait longer than it may reserves nothing (its job is postponed),

@@ -132,3 +132,23 @@ def reserve(limits, now, max_wait=0.0):
     if wait > max_wait:
         return Reservation(False, slot, wait, tuple(_state(limit) for limit in limits))
     return Reservation(True, slot, wait, tuple(_advance(limit, slot, now) for limit in limits))
+
+
+def restamp(recent, slot, moment):
+    """A window's ``recent`` slots once the message reserved at ``slot`` left at ``moment``.
+
+    A message leaves a little after its slot: its intent is written first, its worker may be
+    descheduled. The slot ``count`` places later is one window after the stored one, so a late
+    message and that later one would be less than a window apart where Meta counts them.
+    Storing when the message really left keeps them a whole window apart. Only ever later:
+    a slot is never moved back.
+
+    :param recent: the stored slots, oldest first
+    :rtype: tuple
+    """
+    values = list(recent)
+    for index, value in enumerate(values):
+        if abs(value - slot) < 1e-6:
+            values[index] = max(value, moment)
+            break
+    return tuple(sorted(values))
