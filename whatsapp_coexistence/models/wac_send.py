@@ -34,6 +34,7 @@ import logging
 import math
 import time
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 import babel
 import babel.dates
@@ -43,6 +44,7 @@ from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.tools import format_datetime
+from odoo.tools.misc import babel_locale_parse, get_lang
 
 from odoo.addons.queue_job import delay as qj_delay
 from odoo.addons.queue_job.exception import RetryableJobError
@@ -54,7 +56,7 @@ from ..tools.wa_cloud import phone as wa_phone
 from ..tools.wa_cloud import ratelimit
 from ..tools.wa_cloud import template_params as tp
 from ..tools.wa_cloud.client import GraphClient
-from .wac_rate_limit import LimitSpec, reserve_slot
+from .wac_rate_limit import LimitSpec, reserve_slot, restamp_slot
 from .wac_template import HELLO_WORLD
 
 _logger = logging.getLogger(__name__)
@@ -74,12 +76,21 @@ SAME_TRANSACTION_WAIT = 0.005
 #: milliseconds after its slot, and the margin keeps any one-second window under the cap as
 #: Meta measures it.
 RATE_SAFETY = 0.97
+#: A send that leaves later than this after its slot moves its slot in the company's window
+#: to when it really left (``pacing.restamp``).
+RESTAMP_TOLERANCE = 0.002
 #: queue_job retries; Meta errors stop earlier (MAX_ATTEMPTS) and waits use ignore_retry.
 JOB_MAX_RETRIES = 20
 #: Reminders are enqueued this long before they are due (the planner runs every hour).
 REMINDER_LOOKAHEAD = timedelta(hours=3)
 #: A reminder found late by the planner still goes if the appointment is this far away.
 REMINDER_MIN_LEAD = timedelta(hours=1)
+#: A batch of at least this many appointments of one company (an import, a long recurrence
+#: moved at once) is planned by a job, so that the calendar operation does not wait for the
+#: hundreds of queue jobs it plans. Smaller batches (the forms) are planned at once.
+PLAN_IN_JOB_MIN = 50
+#: Context key: plan in this transaction whatever the batch size (the planning job, the cron).
+PLAN_INLINE = "wac_plan_inline"
 #: What the send job reads of each record, fetched in one narrow query per model: whole rows
 #: (a partner has some 70 columns) made a fifth of a send's cost. A field missing here is
 #: still read, lazily.
@@ -118,6 +129,15 @@ def _babel_locale(lang):
         return babel.Locale.parse(lang or "en_US")
     except (ValueError, babel.UnknownLocaleError):
         return babel.Locale.parse("en_US")
+
+
+class Pace(NamedTuple):
+    """When a send was due under its company's window: ``slot`` on the database clock,
+    ``due`` the same moment on this process's monotonic clock."""
+
+    key: str
+    slot: float
+    due: float
 
 
 class WacSend(models.AbstractModel):
@@ -283,6 +303,9 @@ class WacSend(models.AbstractModel):
                         logs.setdefault(event, []).append(reason)
             self._wac_write_notes(notes, logs)
             return
+        if len(items) >= PLAN_IN_JOB_MIN and not self.env.context.get(PLAN_INLINE):
+            self._wac_defer_plan(company, items, late_ok)
+            return
         account = company.sudo().wa_account_id
         pilot = account._pilot_numbers()
         mapped = set(self.env["wac.template.mapping"].sudo().search([
@@ -365,13 +388,53 @@ class WacSend(models.AbstractModel):
             if not snapshot and event not in notes:
                 notes[event] = None
         self._wac_enqueue_many(specs)
-        for event, note in notes.items():
-            if note is None:
-                planned, planned_for, reminder_at = summary[event]
-                notes[event] = self._wac_plan_note(planned, planned_for,
-                                                   max(reminder_at, default=None), tz)
+        notes.update(self._wac_plan_notes(
+            {event: summary[event] for event, note in notes.items() if note is None}, tz))
         self._wac_write_notes(notes, {e: lines for e, lines in logs.items() if lines},
                               markers)
+
+    @api.model
+    def _wac_defer_plan(self, company, items, late_ok):
+        """Hand a large batch to :meth:`_wac_job_plan`; the events say so meanwhile."""
+        self.sudo().with_company(company).with_delay(
+            channel=CHANNEL, max_retries=JOB_MAX_RETRIES,
+            description="WhatsApp: plan the messages of %d appointments of %s" % (
+                len(items), company.name),
+        )._wac_job_plan(company.id, [
+            (event.id, list(kinds), partners.ids if partners is not None else None, snapshot)
+            for event, kinds, partners, snapshot in items], late_ok)
+        self._wac_write_notes({
+            event: self.env._("WhatsApp messages are being planned.")
+            for event, _kinds, _partners, snapshot in items if not snapshot}, {})
+
+    def _wac_job_plan(self, company_id, items, late_ok=False):
+        """queue_job entry point: plan a batch deferred by :meth:`_wac_plan_company`.
+
+        The appointments are read as they are now. One deleted meanwhile is skipped, and so
+        is one archived meanwhile unless the item is its cancellation: the calendar hooks of
+        those changes already planned what they call for. A deleted appointment's
+        cancellation goes from its snapshot. Identity keys and the send job's own checks keep
+        an item planned twice (moved meanwhile) from sending twice.
+
+        :param list items: ``[(event id, kinds, partner ids or None, snapshot or None)]``
+        """
+        company = self.env["res.company"].browse(company_id).exists()
+        if not company:
+            return "company deleted"
+        Event = self.env["calendar.event"].with_context(active_test=False)
+        Partner = self.env["res.partner"].with_context(active_test=False)
+        alive = set(Event.browse([item[0] for item in items]).exists().ids)
+        planned = []
+        for event_id, kinds, partner_ids, snapshot in items:
+            event = Event.browse(event_id)
+            if not snapshot and (event_id not in alive or (
+                    not event.active and "cancellation" not in kinds)):
+                continue
+            partners = Partner.browse(partner_ids).exists() if partner_ids is not None else None
+            planned.append((event, tuple(kinds), partners, snapshot))
+        self.with_company(company).with_context(**{PLAN_INLINE: True})._wac_plan_company(
+            company, planned, late_ok)
+        return "%d of %d appointment(s) planned" % (len(planned), len(items))
 
     @api.model
     def _wac_reminder_eta(self, account, start, offset, tz):
@@ -386,22 +449,36 @@ class WacSend(models.AbstractModel):
         return eta if eta < start else None
 
     @api.model
-    def _wac_plan_note(self, planned, partners, reminder_at, tz):
+    def _wac_plan_notes(self, summary, tz):
+        """The automation note of each event: what was planned, for how many attendees, and
+        when the reminder goes (short date and time, in ``tz`` and the user's language).
+
+        :param dict summary: ``{event: (planned kinds, partner ids, reminder times)}``
+        :rtype: dict
+        """
         _ = self.env._
-        if not planned and not reminder_at:
-            return _("Nothing planned on WhatsApp for this appointment.")
         labels = dict(self.env["wac.template.mapping"]._fields["message_type"]
                       ._description_selection(self.env))
-        if planned:
-            note = _("WhatsApp %(kinds)s planned for %(count)s attendee(s).",
-                     kinds=", ".join(labels[k].lower() for k in KINDS if k in planned),
-                     count=len(partners))
-        else:
-            note = _("WhatsApp reminder planned.")
-        if reminder_at:
-            note += " " + _("Reminder on %(when)s.", when=format_datetime(
-                self.env, reminder_at, tz=tz.zone, dt_format="short"))
-        return note
+        # One locale for the batch: format_datetime() looks the language up at each call.
+        locale = babel_locale_parse(get_lang(self.env).code)
+        heads, notes = {}, {}
+        for event, (planned, partners, reminders) in summary.items():
+            reminder_at = max(reminders, default=None)
+            if not planned and not reminder_at:
+                notes[event] = _("Nothing planned on WhatsApp for this appointment.")
+                continue
+            key = (frozenset(planned), len(partners))
+            if key not in heads:
+                heads[key] = _(
+                    "WhatsApp %(kinds)s planned for %(count)s attendee(s).",
+                    kinds=", ".join(labels[k].lower() for k in KINDS if k in planned),
+                    count=len(partners)) if planned else _("WhatsApp reminder planned.")
+            note = heads[key]
+            if reminder_at:
+                note += " " + _("Reminder on %(when)s.", when=babel.dates.format_datetime(
+                    self._wac_local(reminder_at, tz), "short", locale=locale))
+            notes[event] = note
+        return notes
 
     @api.model
     def _wac_cron_plan_reminders(self):
@@ -427,33 +504,30 @@ class WacSend(models.AbstractModel):
                    AND wa_reminder_start IS DISTINCT FROM start
                  ORDER BY start LIMIT 5000""", (account.company_id.id, now, horizon))
             events |= events.browse([row[0] for row in self.env.cr.fetchall()])
-        self._wac_plan([(event, ("reminder",), None, None) for event in events.sudo()],
-                       late_ok=True)
+        self.with_context(**{PLAN_INLINE: True})._wac_plan(
+            [(event, ("reminder",), None, None) for event in events.sudo()], late_ok=True)
         return len(events)
 
     @api.model
     def _wac_write_notes(self, notes, logs, markers=None):
         """Store the automation note of each event and the start its reminders were planned
         for (``wa_reminder_start``, ``None`` while the planner still has to), with one UPDATE
-        per distinct pair and without going through calendar's ``write``; log the
-        per-attendee reasons on the chatter."""
+        and without going through calendar's ``write``; log the per-attendee reasons on the
+        chatter."""
         markers = markers or {}
-        groups = {}
-        for event in set(notes) | set(markers):
-            key = (notes.get(event), event in markers, markers.get(event))
-            groups.setdefault(key, []).append(event.id)
-        for (note, has_marker, marker), ids in groups.items():
-            assignments = ["wa_automation_note = COALESCE(%s, wa_automation_note)"]
-            params = [note]
-            if has_marker:
-                assignments.append("wa_reminder_start = %s")
-                params.append(marker)
-            self.env.cr.execute(
-                "UPDATE calendar_event SET %s WHERE id = ANY(%%s)" % ", ".join(assignments),
-                (*params, ids))
-        if groups:
-            self.env["calendar.event"].browse(
-                [e.id for e in set(notes) | set(markers)]).invalidate_recordset(
+        events = set(notes) | set(markers)
+        if events:
+            rows = [(event.id, notes.get(event), event in markers, markers.get(event))
+                    for event in events]
+            self.env.cr.execute("""
+                UPDATE calendar_event e
+                   SET wa_automation_note = COALESCE(v.note, e.wa_automation_note),
+                       wa_reminder_start = CASE WHEN v.has_marker THEN v.marker
+                                                ELSE e.wa_reminder_start END
+                  FROM unnest(%s::int[], %s::varchar[], %s::bool[], %s::timestamp[])
+                       AS v(id, note, has_marker, marker)
+                 WHERE e.id = v.id""", [list(column) for column in zip(*rows)])
+            self.env["calendar.event"].browse([e.id for e in events]).invalidate_recordset(
                 ["wa_automation_note", "wa_reminder_start"])
         for event, lines in logs.items():
             event.sudo()._message_log(body=Markup("<p>%s</p><ul>%s</ul>") % (
@@ -812,14 +886,17 @@ class WacSend(models.AbstractModel):
         # The intent and the outcome are two short transactions of one side cursor, each
         # committed at once (see the module docstring).
         with self.env.registry.cursor() as side:
-            message_id = self._wac_reserve_and_open(side, message, vals, account, company,
-                                                    digits, partner)
+            message_id, pace = self._wac_reserve_and_open(side, message, vals, account,
+                                                          company, digits, partner)
+            left = time.monotonic()
             try:
                 result = client.send_message(account.phone_number_id, payload)
             except wa_errors.WaCloudError as error:
                 refusal = error
             else:
                 refusal = None
+                if pace and left - pace.due > RESTAMP_TOLERANCE:
+                    restamp_slot(side, pace.key, pace.slot, pace.slot + left - pace.due)
                 self._wac_close_attempt(message_id, {
                     "wamid": result.wamid, "status": result.message_status
                     if result.message_status in ("accepted", "held_for_quality_assessment")
@@ -929,24 +1006,26 @@ class WacSend(models.AbstractModel):
         sleep otherwise, so that a worker dying while it sleeps never leaves an attempt that
         looks uncertain.
 
-        :returns: the message row's id
+        :returns: ``(message id, pace)``: the :class:`Pace` of the send under the company's
+            window, ``None`` without one
         """
         limits = self._wac_limits(account, company, digits)
-        allowed, wait, _slot = reserve_slot(cr, limits, MAX_SLEEP, commit=False)
-        if not allowed:
+        reserved = reserve_slot(cr, limits, MAX_SLEEP, commit=False)
+        if not reserved.allowed:
             cr.rollback()
-            raise RetryableJobError("Rate limit: next slot in %.1f s" % wait,
-                                    seconds=max(1, math.ceil(wait)), ignore_retry=True)
-        if wait > SAME_TRANSACTION_WAIT:
+            raise RetryableJobError("Rate limit: next slot in %.1f s" % reserved.wait,
+                                    seconds=max(1, math.ceil(reserved.wait)), ignore_retry=True)
+        due = time.monotonic() + reserved.wait  # the slot, on this process's clock
+        if reserved.wait > SAME_TRANSACTION_WAIT:
             cr.commit()
-            time.sleep(wait)
-            wait = 0
+            time.sleep(max(0.0, due - time.monotonic()))
         message_id = self._wac_write_intent(cr, message, vals, account, digits, partner)
         cr.commit()
-        if wait > 0:
-            time.sleep(wait)
+        if due > time.monotonic():
+            time.sleep(due - time.monotonic())
         self.env["wac.message"].invalidate_model()
-        return message_id
+        windows = [limit.key for limit in limits if limit.window]
+        return message_id, Pace(windows[0], reserved.slot, due) if windows else None
 
     def _wac_write_intent(self, cr, message, vals, account, digits, partner):
         """Write the intent row on ``cr`` (committed by the caller); return its id."""

@@ -5,8 +5,10 @@ from datetime import datetime, timedelta
 from odoo import fields
 from odoo.tests import tagged
 
+from odoo.addons.queue_job.tests.common import trap_jobs
+
 from ..const import PARAM_KILL_SWITCH
-from ..models.wac_send import send_key, start_key
+from ..models.wac_send import PLAN_IN_JOB_MIN, send_key, start_key
 from .common_automation import FUTURE_START, WacAutomationCase, near_start
 
 START = start_key(FUTURE_START)
@@ -73,6 +75,51 @@ class TestAutomationTriggers(WacAutomationCase):
         companies = {call.args[0] for call in trap.calls}
         self.assertEqual(companies, {self.company_a.id, self.company_b.id})
         self.assertEqual(len(trap.calls), 2)
+
+    def test_a_large_batch_is_planned_by_a_job(self):
+        Event = self.env["calendar.event"].with_company(self.company_a)
+        vals = [{"name": "Consulta %d" % i, "start": FUTURE_START + timedelta(hours=i),
+                 "stop": FUTURE_START + timedelta(hours=i, minutes=30),
+                 "partner_ids": [(6, 0, (self.maria | self.joao).ids)],
+                 "wa_company_id": self.company_a.id} for i in range(PLAN_IN_JOB_MIN)]
+        trap, events = self.enqueue(Event.create, vals)
+        (plan,) = trap.calls
+        self.assertEqual(plan.method.__name__, "_wac_job_plan")
+        self.assertEqual(plan.args[0], self.company_a.id)
+        self.assertEqual(len(plan.args[1]), PLAN_IN_JOB_MIN)
+        self.assertEqual(set(events.mapped("wa_automation_note")),
+                         {"WhatsApp messages are being planned."})
+        # Meanwhile one appointment is deleted, one cancelled (archived), one moved.
+        deleted, archived, moved = events[:3]
+        moved_to = FUTURE_START + timedelta(days=3)
+        with trap_jobs():
+            deleted.unlink()
+            archived.active = False
+            moved.start = moved_to
+        (job,) = trap.enqueued_jobs
+        job.perform()  # not trapped: the send jobs are stored, as the runner would store them
+        live = events[1:] - archived
+        Job = self.env["queue.job"].sudo()
+        domain = [("method_name", "=", "_wac_job_send"),
+                  ("identity_key", "in", [send_key(event.id, "confirmation", partner.id,
+                                                   start_key(start))
+                                          for event in events[1:]
+                                          for partner in (self.maria, self.joao)
+                                          for start in (event.start, FUTURE_START)])]
+        self.assertEqual(set(Job.search(domain).mapped("identity_key")), {
+            send_key(event.id, "confirmation", partner.id, start_key(event.start))
+            for event in live for partner in (self.maria, self.joao)})
+        self.assertIn(send_key(moved.id, "confirmation", self.maria.id, start_key(moved_to)),
+                      Job.search(domain).mapped("identity_key"), "planned as it is now")
+        self.assertTrue(all("planned for 2 attendee(s)" in note
+                            for note in live.mapped("wa_automation_note")))
+        self.assertEqual(archived.wa_automation_note,
+                         "WhatsApp cancellation planned for 2 attendee(s).",
+                         "the cancellation hook, not the plan, speaks for it")
+        # The runner retrying the job enqueues nothing twice (identity keys).
+        count = Job.search_count(domain)
+        job.perform()
+        self.assertEqual(Job.search_count(domain), count)
 
     def test_reminder_waits_for_the_end_of_quiet_hours(self):
         self.account_a.write({"quiet_hours_start": 21, "quiet_hours_end": 8})
