@@ -218,9 +218,20 @@ class WacSend(models.AbstractModel):
     @api.model
     def _wac_recipients(self, event):
         """Attendees who are not internal users (the customers of an appointment)."""
-        partners = event.sudo().attendee_ids.partner_id
-        users = partners.with_context(active_test=False).user_ids
-        return partners - users.filtered(lambda u: not u.share).partner_id
+        return self._wac_recipients_of(event)[event]
+
+    @api.model
+    def _wac_recipients_of(self, events):
+        """``{event: customers}`` for many appointments, with one query for the internal
+        users among all their attendees (archived users count: they are still staff)."""
+        events = events.sudo()
+        # _origin: the form of an appointment being edited holds new records.
+        partner_ids = [pid for pid in events.attendee_ids.partner_id._origin.ids if pid]
+        internal = set(self.env["res.users"].sudo().with_context(active_test=False).search_fetch(
+            [("partner_id", "in", partner_ids), ("share", "=", False)], ["partner_id"],
+        ).partner_id.ids) if partner_ids else set()
+        return {event: event.attendee_ids.partner_id.filtered(
+            lambda p: p._origin.id not in internal) for event in events}
 
     @api.model
     def _wac_number(self, partner, company):
@@ -308,19 +319,22 @@ class WacSend(models.AbstractModel):
             return
         account = company.sudo().wa_account_id
         pilot = account._pilot_numbers()
-        mapped = set(self.env["wac.template.mapping"].sudo().search([
-            ("company_id", "=", company.id)]).mapped("message_type"))
+        mapped = set(self.env["wac.template.mapping"].sudo().search_fetch([
+            ("company_id", "=", company.id)], ["message_type"]).mapped("message_type"))
+        customers = self._wac_recipients_of(self.env["calendar.event"].union(*(
+            event for event, _kinds, partners, snapshot in items
+            if partners is None and not snapshot)))
         # One event may come twice (attendees added and removed): index by item, not event.
         recipients = [
             partners if partners is not None else (
-                self._wac_recipients(event) if not snapshot else self.env["res.partner"])
+                customers[event] if not snapshot else self.env["res.partner"])
             for event, _kinds, partners, snapshot in items]
         all_partners = self.env["res.partner"].union(*recipients)
         numbers = {p: self._wac_number(p, company) for p in all_partners}
         keys = {wa_phone.canonical(n) for n in numbers.values() if n}
-        opted_out = set(self.env["wac.contact"].sudo().search([
+        opted_out = set(self.env["wac.contact"].sudo().search_fetch([
             ("company_id", "=", company.id), ("phone_key", "in", list(keys)),
-            ("opted_out", "=", True)]).mapped("phone_key")) if keys else set()
+            ("opted_out", "=", True)], ["phone_key"]).mapped("phone_key")) if keys else set()
         offset = timedelta(hours=account.reminder_offset_hours or 0)
         tz = self._wac_tz(company)
         summary = {}  # event -> (planned kinds, partners, reminder time)
@@ -572,9 +586,10 @@ class WacSend(models.AbstractModel):
                 eta=eta, channel=CHANNEL, identity_key=key, max_retries=JOB_MAX_RETRIES,
                 description="WhatsApp %s: %s → %s" % (kind, data["name"], partner.name))
         QueueJob = self.env["queue.job"].sudo()
-        waiting = set(QueueJob.search([
+        waiting = set(QueueJob.search_fetch([
             ("identity_key", "in", list(jobs)),
-            ("state", "in", ("wait_dependencies", "pending", "enqueued"))]).mapped("identity_key"))
+            ("state", "in", ("wait_dependencies", "pending", "enqueued"))],
+            ["identity_key"]).mapped("identity_key"))
         QueueJob.with_context(_job_edit_sentinel=QueueJob.EDIT_SENTINEL,
                               tracking_disable=True).create([
             job._store_values(create=True) for key, job in jobs.items() if key not in waiting])
@@ -928,8 +943,6 @@ class WacSend(models.AbstractModel):
             event.user_id.fetch(["partner_id"])
             event.user_id.partner_id.fetch(["name", "tz"])
             event.attendee_ids.fetch(["partner_id", "state"])
-            event.attendee_ids.partner_id.with_context(active_test=False).user_ids.fetch(
-                ["share", "partner_id"])
         return event, partner
 
     # -- relevance ---------------------------------------------------------------------------
