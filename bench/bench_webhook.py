@@ -1,7 +1,8 @@
 """Webhook benchmarks (issue 3): ingest rate against a trivial route, and history import
 against a raw SQL insert, each against a baseline measured in the same run.
 
-    python3 bench/bench_webhook.py [--quick] [--only ingest|ingest-runner|history] [--source DIR]
+    python3 bench/bench_webhook.py [--quick] [--only ingest|ingest-runner|history|memory]
+                                   [--source DIR]
 
 1. **Ingest.** One Odoo with ``--workers=2 --max-cron-threads=0`` and no job runner (jobs are
    enqueued for real, nobody runs them). A separate process (``webhook_load.py``) drives
@@ -11,8 +12,9 @@ against a raw SQL insert, each against a baseline measured in the same run.
 2. **History.** 10,000 history messages (200 threads x 50 messages, Meta's ``history`` shape
    built by ``tools/fake_graph``) POSTed in chunks under 3 MB to an Odoo with two workers and
    queue_job's runner; timed until every ``wac.message`` row exists. Baseline: the same rows
-   re-inserted into ``wac_message`` with one multi-row ``INSERT`` per 1,000 rows. Then peak
-   Python memory (tracemalloc) of the import jobs for a 1x and a 3x payload
+   re-inserted into ``wac_message`` with one multi-row ``INSERT`` per 1,000 rows.
+3. **Memory** (after the history runs, or alone with ``--only memory``). Peak Python memory
+   (tracemalloc) of the delivery job and of the history job for a 1x and a 3x payload
    (``webhook_memory_job.py``).
 
 Databases are clones of one installed template (``webhook_harness.py``); everything listens on
@@ -360,7 +362,15 @@ def bench_history(profile, port, variants):
         run["label"] = label
         runs.append(run)
 
-    mem_threads = profile["mem_threads"]
+    return {"messages": total, "webhooks": len(payloads), "webhook_bytes": sizes,
+            "runs": runs, "memory": bench_memory(profile, db)}
+
+
+def bench_memory(profile, db=None):
+    """Peak memory of the two jobs for a 1x and a 3x single-chunk history webhook, in ``db``
+    (a fresh clone of the template when ``None``)."""
+    db = db or harness.clone_db("wac_bench_history_memory")
+    mem_threads, per_thread = profile["mem_threads"], profile["per_thread"]
     memory = {}
     for factor in (1, 3):
         harness.log("history memory: %dx payload (%d messages)" % (
@@ -368,8 +378,7 @@ def bench_history(profile, port, variants):
         memory["%dx" % factor] = _memory_run(db, factor * mem_threads, per_thread,
                                              5521900000000 + factor * 10000,
                                              "history_memory_%dx" % factor)
-    return {"messages": total, "webhooks": len(payloads), "webhook_bytes": sizes,
-            "runs": runs, "memory": memory}
+    return memory
 
 
 # ------------------------------------------------------------
@@ -439,24 +448,27 @@ def report(results, profile_name):
                 _verdict(run["rate_ratio"] >= HISTORY_TARGET_RATIO), run["rate"],
                 run["raw_rate"], run["import_s"], run["post_s"], run["job_retries"],
                 statistics.median(run["raw_s"])))
-        m1, m3 = history["memory"]["1x"], history["memory"]["3x"]
+        lines.append("")
+    memory = results.get("memory") or (history or {}).get("memory")
+    if memory:
+        m1, m3 = memory["1x"], memory["3x"]
         lines += [
-            "",
             "Peak Python memory of the import jobs (tracemalloc, jobs run in `odoo shell`)",
             "| payload | messages | body (KB) | delivery job peak (MB) | history job peak (MB)"
-            " | of which parsed payload (MB) | largest batch rise (MB) | batches |",
-            "|---|---|---|---|---|---|---|---|",
+            " | held at the first batch (MB) | largest batch rise (MB) | batches "
+            "| delivery / history job (s) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for name, mem in (("1x", m1), ("3x", m3)):
-            lines.append("| %s | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %d |" % (
+            lines.append("| %s | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %d | %.2f / %.2f |" % (
                 name, mem["messages"], mem["size"] / 1024, mem["delivery_job_peak_mb"],
-                mem["event_job_peak_mb"], mem["parsed_mb"] or 0, mem["batch_rise_mb"] or 0,
-                mem["batches"]))
-        lines.append("| 3x / 1x | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | |" % (
+                mem["event_job_peak_mb"], mem["held_mb"] or 0, mem["batch_rise_mb"] or 0,
+                mem["batches"], mem["delivery_job_s"], mem["event_job_s"]))
+        lines.append("| 3x / 1x | %.2f | %.2f | **%.2f** | **%.2f** | %.2f | %.2f | | |" % (
             m3["messages"] / m1["messages"], m3["size"] / m1["size"],
             m3["delivery_job_peak_mb"] / m1["delivery_job_peak_mb"],
             m3["event_job_peak_mb"] / m1["event_job_peak_mb"],
-            (m3["parsed_mb"] or 0) / (m1["parsed_mb"] or 1),
+            (m3["held_mb"] or 0) / (m1["held_mb"] or 1),
             (m3["batch_rise_mb"] or 0) / (m1["batch_rise_mb"] or 1)))
         lines.append("")
     return "\n".join(lines)
@@ -465,7 +477,7 @@ def report(results, profile_name):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--only", choices=("ingest", "ingest-runner", "history"))
+    parser.add_argument("--only", choices=("ingest", "ingest-runner", "history", "memory"))
     parser.add_argument("--concurrency", type=int, default=4,
                         help="concurrent clients of the ingest bench (default 4)")
     parser.add_argument("--port", type=int, default=8369,
@@ -493,6 +505,8 @@ def main(argv=None):
                 profile, args.port + 1,
                 [("c%d" % n, c) for n, c in enumerate(args.channels)] if args.channels
                 else [("default", None), ("serial", SERIAL_CHANNELS)])
+        if args.only == "memory":
+            results["memory"] = bench_memory(profile)
     except KeyboardInterrupt:
         harness.log("interrupted: servers stopped")
         return 130

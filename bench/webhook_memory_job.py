@@ -9,10 +9,13 @@ here, directly, one after the other, as the queue_job runner would run them: the
 
 Besides the peak of each job it records, for the history job:
 
-* ``parsed``: memory held once the change is decoded (``json.loads`` of the payload plus
-  ``webhook.history()``'s typed objects), i.e. what scales with the payload;
-* ``batch``: the largest rise above that level during one batch of ``BATCH_SIZE`` rows
-  (``_wac_existing_wamids`` starts each batch), i.e. what the batching bounds.
+* ``held``: memory held when the first batch starts (``_wac_existing_wamids`` starts each
+  batch of ``BATCH_SIZE`` rows), relative to the start of the job: what does not depend on the
+  batches. Before the body was streamed this was the decoded payload (``json.loads`` of the
+  event's payload plus ``webhook.history()``'s typed objects); now it is the body's reader and
+  parser, the chunk headers and the first batch's messages;
+* ``batch``: the largest rise above the level at the start of a batch during that batch,
+  i.e. what the batching bounds.
 
 Prints ``BENCH_JSON {...}``.
 """
@@ -27,24 +30,13 @@ env = globals()["env"]  # odoo shell runs this file with env in its namespace
 
 from odoo import api  # noqa: E402
 
-from odoo.addons.whatsapp_coexistence.tools.wa_cloud import webhook  # noqa: E402
-
 MB = 1024.0 * 1024.0
-marks = {"parsed": None, "batches": []}
+marks = {"batches": []}
 
 
 def _mem():
     current, peak = tracemalloc.get_traced_memory()
     return current / MB, peak / MB
-
-
-original_history = webhook.history
-
-
-def traced_history(value):
-    chunks = original_history(value)
-    marks["parsed"] = _mem()[0]
-    return chunks
 
 
 Message = type(env["wac.message"])
@@ -87,7 +79,6 @@ event_id = event.id
 
 # The history event's job (enqueued by the delivery's job when the change is large).
 env.invalidate_all()
-webhook.history = traced_history
 Message._wac_existing_wamids = traced_existing
 try:
     tracemalloc.start()
@@ -100,7 +91,6 @@ try:
     result["event_job_peak_mb"] = max([end_peak] + [p for _c, p in marks["batches"]]) - base
     tracemalloc.stop()
 finally:
-    webhook.history = original_history
     Message._wac_existing_wamids = original_existing
 env.cr.commit()
 
@@ -110,7 +100,7 @@ rises = [marks["batches"][i + 1][1] - marks["batches"][i][0]
 result.update({
     "summary": summary,
     "event_state": env["wac.webhook.event"].sudo().browse(event_id).state,
-    "parsed_mb": (marks["parsed"] - base) if marks["parsed"] is not None else None,
+    "held_mb": (marks["batches"][0][0] - base) if len(marks["batches"]) > 1 else None,
     "batches": len(rises),
     "batch_rise_mb": max(rises) if rises else None,
     "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
