@@ -22,8 +22,9 @@ JSON is parsed by ijson with its compiled ``yajl2_c`` backend when installed, ab
 webhook controller) accepts: a stream it refuses is read again with ijson's Python backend.
 Numbers are decoded as by ``json.loads`` (``use_float``: no ``Decimal``).
 
-A key repeated inside an object is read at each occurrence where ``json.loads`` keeps the last
-one; Meta's payloads have no repeated keys.
+Values are built with ``json.loads``'s semantics (a repeated key: the last one wins), but a
+structural key repeated in one object (``entry``, ``changes``, ``value``, ``history``,
+``threads``, ``messages``) is followed at each occurrence; Meta repeats no key.
 """
 
 import collections
