@@ -253,6 +253,7 @@ def bench_send(dbname, port, throughput_jobs, capped_seconds, baseline_jobs):
             capped_rate = len(window) / capped_seconds
             rejected = [r for r in fake.requests(path_contains="/messages")
                         if r["status"] != 200]
+            every = sorted(r["time"] for r in fake.requests(path_contains="/messages"))
             log("cap 20/s: %s, %d sends" % (states, len(capped)))
         return {
             "baseline_noop_jobs_per_s": baseline_rate,
@@ -264,7 +265,11 @@ def bench_send(dbname, port, throughput_jobs, capped_seconds, baseline_jobs):
                        "deviation_pct": (capped_rate / 20 - 1) * 100,
                        "max_in_any_1s_window": max_in_window(capped),
                        "overall_rate": (len(capped) - 1) / (capped[-1] - capped[0]),
-                       "meta_rejections": len(rejected)},
+                       "meta_rejections": len(rejected),
+                       # The tightest span of 21 consecutive requests at the fake (refused
+                       # ones included): under 1 s means Meta saw 21 in one second.
+                       "tightest_21_s": min((b - a for a, b in zip(every, every[20:])),
+                                            default=None)},
         }
     finally:
         fake.stop()

@@ -52,21 +52,25 @@ class Slot(NamedTuple):
     :ivar allowed: a slot is reserved (else the caller postpones)
     :ivar wait: seconds until the slot (or until the first possible one, when not allowed)
     :ivar slot: epoch seconds, database clock
+    :ivar crowded: a window is at least half full: the cap is being reached, so a message
+        that leaves late should say so (:func:`restamp_slot`)
     """
 
     allowed: bool
     wait: float
     slot: float | None
+    crowded: bool = False
 
 
 def reserve_slot(cr, limits, max_wait, commit=True):
     """Reserve a sending slot on ``cr`` and commit it; the core of :class:`WacRateBucket`.
 
-    Each limit is one ``wac_rate_bucket`` row: its state (a GCRA's theoretical arrival time
-    ``tat``, or a window's ``recent`` slots and ``tat`` as "not before") is read with
-    ``SELECT ... FOR UPDATE`` in key order (a fixed lock order, so two workers never
-    deadlock), the slot is computed by :func:`~..tools.wa_cloud.pacing.reserve`, and the new
-    states are written and committed before anything is sent. The clock is PostgreSQL's
+    Each limit is one ``wac_rate_bucket`` row (created by the first message under its key):
+    its state (a GCRA's theoretical arrival time ``tat``, or a window's ``recent`` slots and
+    ``tat`` as "not before") is read with ``SELECT ... FOR UPDATE`` in key order (a fixed lock
+    order, so two workers never deadlock), the slot is computed by
+    :func:`~..tools.wa_cloud.pacing.reserve`, and the new states are written and committed
+    before anything is sent. The clock is PostgreSQL's
     (``clock_timestamp()``), shared by every worker and server.
 
     :param cr: a cursor of its own (never a job's cursor: it is committed here)
@@ -81,17 +85,21 @@ def reserve_slot(cr, limits, max_wait, commit=True):
         return Slot(True, 0.0, None)
     _read_committed(cr)
     keys = [limit.key for limit in limits]
-    cr.execute(
-        """
-        INSERT INTO wac_rate_bucket (key, company_id)
-        SELECT k, c FROM unnest(%s::varchar[], %s::int[]) AS t(k, c)
-        ON CONFLICT (key) DO NOTHING
-        """,
-        (keys, [limit.company_id for limit in limits]))
-    cr.execute(
-        "SELECT key, tat, recent FROM wac_rate_bucket WHERE key = ANY(%s) ORDER BY key"
-        " FOR UPDATE", (keys,))
+    lock = ("SELECT key, tat, recent FROM wac_rate_bucket WHERE key = ANY(%s) ORDER BY key"
+            " FOR UPDATE")
+    cr.execute(lock, (keys,))
     rows = {key: (tat, recent) for key, tat, recent in cr.fetchall()}
+    if len(rows) < len(keys):  # a first message under a key: its row, then every lock
+        cr.execute(
+            """
+            INSERT INTO wac_rate_bucket (key, company_id)
+            SELECT k, c FROM unnest(%s::varchar[], %s::int[]) AS t(k, c)
+            ON CONFLICT (key) DO NOTHING
+            """,
+            ([limit.key for limit in limits if limit.key not in rows],
+             [limit.company_id for limit in limits if limit.key not in rows]))
+        cr.execute(lock, (keys,))
+        rows = {key: (tat, recent) for key, tat, recent in cr.fetchall()}
     # The clock is read once the locks are granted: a worker that waited for another one's
     # reservation must not plan from the moment it started waiting.
     cr.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
@@ -114,15 +122,15 @@ def reserve_slot(cr, limits, max_wait, commit=True):
           for limit, state in zip(limits, result.new_tats)]))
     if commit:
         cr.commit()
-    return Slot(True, result.wait, result.slot)
+    return Slot(True, result.wait, result.slot, result.crowded)
 
 
 def restamp_slot(cr, key, slot, moment):
     """Store that the message reserved at ``slot`` under the window ``key`` left at ``moment``
     (database clock), so that later slots count from then (``pacing.restamp``).
 
-    It must come first in the transaction on ``cr`` (READ COMMITTED, like a reservation);
-    the caller commits.
+    A short transaction of its own on ``cr`` (READ COMMITTED, like a reservation), committed
+    here: the row stays locked for a moment only.
     """
     _read_committed(cr)
     cr.execute("SELECT recent FROM wac_rate_bucket WHERE key = %s FOR UPDATE", (key,))
@@ -132,6 +140,7 @@ def restamp_slot(cr, key, slot, moment):
     if moved != recent:
         cr.execute("UPDATE wac_rate_bucket SET recent = %s WHERE key = %s",
                    (json.dumps(moved), key))
+    cr.commit()
 
 
 class WacRateBucket(models.Model):
@@ -170,7 +179,7 @@ class WacRateBucket(models.Model):
         :returns: ``(allowed, wait_seconds)``
         """
         with self.env.registry.cursor() as cr:
-            allowed, wait, _slot = reserve_slot(cr, limits, max_wait)
+            allowed, wait, *_rest = reserve_slot(cr, limits, max_wait)
         if allowed and sleep and wait > 0:
             time.sleep(wait)
         return allowed, wait

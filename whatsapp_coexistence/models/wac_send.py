@@ -76,8 +76,8 @@ SAME_TRANSACTION_WAIT = 0.005
 #: milliseconds after its slot, and the margin keeps any one-second window under the cap as
 #: Meta measures it.
 RATE_SAFETY = 0.97
-#: A send that leaves later than this after its slot moves its slot in the company's window
-#: to when it really left (``pacing.restamp``).
+#: A send that leaves later than this after its slot, while the company's window is crowded,
+#: moves its slot to when it really left (``pacing.restamp``).
 RESTAMP_TOLERANCE = 0.002
 #: queue_job retries; Meta errors stop earlier (MAX_ATTEMPTS) and waits use ignore_retry.
 JOB_MAX_RETRIES = 20
@@ -679,11 +679,14 @@ class WacSend(models.AbstractModel):
     # ------------------------------------------------------------
 
     @api.model
-    def _wac_render_values(self, data, partner, company, lang):
+    def _wac_render_values(self, data, partner, company, lang, sources=None):
         """Every parameter source of the mapping's fixed list, as text.
 
         Dates and times are in the company's time zone (:meth:`_wac_tz`) and the template's
         language: ``pt_BR`` gives "terça-feira, 3 de fevereiro de 2026" and "14:30".
+
+        :param sources: the sources a mapping uses, when not all: the company's address (the
+            location of an appointment without one) is only formatted when it is needed
         """
         tz = self._wac_tz(company, data)
         locale = _babel_locale(lang)
@@ -695,8 +698,9 @@ class WacSend(models.AbstractModel):
             local = self._wac_local(data["start"], tz)
             day = local.date()
             time_text = babel.dates.format_time(local, format="short", locale=locale)
-        location = data.get("location") or company.partner_id._display_address(
-            without_company=True)
+        location = data.get("location") or (
+            company.partner_id._display_address(without_company=True)
+            if sources is None or "location" in sources else "")
         name = (partner.name or "").strip()
         return {
             "attendee_name": name,
@@ -729,7 +733,8 @@ class WacSend(models.AbstractModel):
         """The sanitised parameter values of a send and the template spec."""
         spec = mapping.template_id._wac_spec()
         rendered = self._wac_render_values(data, partner, mapping.company_id,
-                                           mapping.template_id.language)
+                                           mapping.template_id.language,
+                                           sources=set(mapping.param_ids.mapped("source")))
         limits = {p.key: p.limit for p in spec.params}
         values = {}
         for line in mapping.param_ids:
@@ -910,8 +915,6 @@ class WacSend(models.AbstractModel):
                 refusal = error
             else:
                 refusal = None
-                if pace and left - pace.due > RESTAMP_TOLERANCE:
-                    restamp_slot(side, pace.key, pace.slot, pace.slot + left - pace.due)
                 self._wac_close_attempt(message_id, {
                     "wamid": result.wamid, "status": result.message_status
                     if result.message_status in ("accepted", "held_for_quality_assessment")
@@ -919,6 +922,8 @@ class WacSend(models.AbstractModel):
                     "recipient_input": result.input or digits, "recipient_wa_id": result.wa_id,
                     "wa_attempt_open": False, "status_at": fields.Datetime.now(),
                 }, cr=side)
+                if pace and left - pace.due > RESTAMP_TOLERANCE:
+                    restamp_slot(side, pace.key, pace.slot, pace.slot + left - pace.due)
         if refusal:
             return self._wac_handle_error(refusal, message_id, message.wa_attempts, account,
                                           event, partner, kind, digits)
@@ -1019,8 +1024,8 @@ class WacSend(models.AbstractModel):
         sleep otherwise, so that a worker dying while it sleeps never leaves an attempt that
         looks uncertain.
 
-        :returns: ``(message id, pace)``: the :class:`Pace` of the send under the company's
-            window, ``None`` without one
+        :returns: ``(message id, pace)``: the :class:`Pace` of the send when the company's
+            window is crowded (the cap is being reached), else ``None``
         """
         limits = self._wac_limits(account, company, digits)
         reserved = reserve_slot(cr, limits, MAX_SLEEP, commit=False)
@@ -1038,7 +1043,8 @@ class WacSend(models.AbstractModel):
             time.sleep(due - time.monotonic())
         self.env["wac.message"].invalidate_model()
         windows = [limit.key for limit in limits if limit.window]
-        return message_id, Pace(windows[0], reserved.slot, due) if windows else None
+        return message_id, (
+            Pace(windows[0], reserved.slot, due) if windows and reserved.crowded else None)
 
     def _wac_write_intent(self, cr, message, vals, account, digits, partner):
         """Write the intent row on ``cr`` (committed by the caller); return its id."""
@@ -1067,9 +1073,10 @@ class WacSend(models.AbstractModel):
             Message.browse(message.id).write(vals)
             return message.id
         try:
-            with cr.savepoint():
-                return Message.create(vals).id
+            return Message.create(vals).id
         except psycopg2.IntegrityError:
+            # No savepoint (two round trips per send): this transaction is lost, and the
+            # caller's cursor rolls it back with the slot reserved in it.
             raise RetryableJobError("Another worker created this message",
                                     seconds=10, ignore_retry=True) from None
 
@@ -1161,9 +1168,10 @@ class WacSend(models.AbstractModel):
             event.message_post(body=text, subtype_xmlid="mail.mt_note",
                                partner_ids=event.user_id.partner_id.ids)
         else:
-            # Written by the automation (OdooBot), not by whoever enqueued the job.
+            # Written by the automation (OdooBot), not by whoever enqueued the job; an
+            # internal note, so no sender address to compute (email_from=False).
             event._message_log(body=text, author_id=self.env["ir.model.data"]._xmlid_to_res_id(
-                "base.partner_root"))
+                "base.partner_root"), email_from=False)
 
     # -- errors ------------------------------------------------------------------------------
 
