@@ -41,7 +41,7 @@ def test_the_slot_satisfies_every_limit():
 
 
 def test_no_limit_means_now():
-    assert reserve([], now=5.0) == (True, 5.0, 0.0, (), False)
+    assert reserve([], now=5.0) == (True, 5.0, 0.0, ())
 
 
 def test_any_one_second_window_holds_at_most_the_rate():
@@ -130,7 +130,7 @@ def _paced_sends(lateness, use_restamp, count=200):
         result = reserve([window], now=free[sender], max_wait=60)
         window = window._replace(recent=result.new_tats[0])
         moment = result.slot + lateness(n)
-        if use_restamp and result.crowded:
+        if use_restamp and lateness(n) > 0.015:
             window = window._replace(recent=restamp(window.recent, result.slot, moment))
         left.append(moment)
         free[sender] = moment + 0.05  # the answer, the outcome, the next job
@@ -157,14 +157,3 @@ def test_restamp_moves_one_slot_later_only():
     assert restamp(recent, 1.05, 1.2) == (1.0, 1.1, 1.2), "moved, and kept in order"
     assert restamp(recent, 1.05, 1.0) == recent, "never earlier"
     assert restamp(recent, 7.0, 8.0) == recent, "a slot no longer kept: nothing to move"
-
-
-def test_a_reservation_is_crowded_from_half_the_window():
-    window = Window.for_rate((), 20.0)
-    crowded = []
-    for n in range(20):
-        result = reserve([window], now=100.0 + n * 0.01)
-        window = window._replace(recent=result.new_tats[0])
-        crowded.append(result.crowded)
-    assert crowded == [False] * 9 + [True] * 11
-    assert not reserve([Limit(None, 20.0)], now=0.0).crowded, "a GCRA needs no restamp"

@@ -52,14 +52,11 @@ class Slot(NamedTuple):
     :ivar allowed: a slot is reserved (else the caller postpones)
     :ivar wait: seconds until the slot (or until the first possible one, when not allowed)
     :ivar slot: epoch seconds, database clock
-    :ivar crowded: a window is at least half full: the cap is being reached, so a message
-        that leaves late should say so (:func:`restamp_slot`)
     """
 
     allowed: bool
     wait: float
     slot: float | None
-    crowded: bool = False
 
 
 def reserve_slot(cr, limits, max_wait, commit=True):
@@ -122,7 +119,7 @@ def reserve_slot(cr, limits, max_wait, commit=True):
           for limit, state in zip(limits, result.new_tats)]))
     if commit:
         cr.commit()
-    return Slot(True, result.wait, result.slot, result.crowded)
+    return Slot(True, result.wait, result.slot)
 
 
 def restamp_slot(cr, key, slot, moment):
@@ -179,7 +176,7 @@ class WacRateBucket(models.Model):
         :returns: ``(allowed, wait_seconds)``
         """
         with self.env.registry.cursor() as cr:
-            allowed, wait, *_rest = reserve_slot(cr, limits, max_wait)
+            allowed, wait, _slot = reserve_slot(cr, limits, max_wait)
         if allowed and sleep and wait > 0:
             time.sleep(wait)
         return allowed, wait

@@ -44,7 +44,7 @@ class TestRateLimitRace(BaseCase):
                 with db_connect(self.dbname).cursor() as cr:
                     barrier.wait()
                     for _ in range(per_worker):
-                        allowed, wait, slot, _crowded = reserve_slot(cr, limits, max_wait)
+                        allowed, wait, slot = reserve_slot(cr, limits, max_wait)
                         if allowed and sleep:
                             time.sleep(wait)
                         results[index].append((allowed, wait, slot, time.time()))
@@ -91,7 +91,7 @@ class TestRateLimitRace(BaseCase):
                     for n in range(40):
                         if index == 1 and n == 10:
                             time.sleep(0.6)  # a busy worker
-                        allowed, wait, slot, _crowded = reserve_slot(cr, limits, max_wait=10)
+                        allowed, wait, slot = reserve_slot(cr, limits, max_wait=10)
                         self.assertTrue(allowed)
                         time.sleep(wait)
                         slots[index].append(slot)

@@ -75,15 +75,12 @@ class Reservation(NamedTuple):
     :ivar wait: ``slot - now``, never negative
     :ivar new_tats: the states to store (the old ones when not allowed): a ``tat`` for a
         :class:`Limit`, the new ``recent`` tuple for a :class:`Window`
-    :ivar crowded: a :class:`Window` is at least half full with this slot: the cap is being
-        reached, and when the message really leaves matters (:func:`restamp`)
     """
 
     allowed: bool
     slot: float
     wait: float
     new_tats: tuple
-    crowded: bool = False
 
 
 def earliest(limit, now):
@@ -134,10 +131,7 @@ def reserve(limits, now, max_wait=0.0):
     wait = max(0.0, slot - now)
     if wait > max_wait:
         return Reservation(False, slot, wait, tuple(_state(limit) for limit in limits))
-    states = tuple(_advance(limit, slot, now) for limit in limits)
-    crowded = any(isinstance(limit, Window) and 2 * len(state) >= limit.count
-                  for limit, state in zip(limits, states))
-    return Reservation(True, slot, wait, states, crowded)
+    return Reservation(True, slot, wait, tuple(_advance(limit, slot, now) for limit in limits))
 
 
 def restamp(recent, slot, moment):
