@@ -695,25 +695,7 @@ def test_user_preferences():
 # --------------------------------------------------------------------------- robustness
 
 
-ALL_FACTORIES = [
-    payloads.inbound_text,
-    payloads.button_reply,
-    payloads.statuses,
-    payloads.history_chunk,
-    payloads.history_declined,
-    payloads.history_media,
-    payloads.state_sync_add,
-    payloads.state_sync_remove,
-    payloads.echo,
-    payloads.account_update_partner_removed,
-    payloads.offboarded,
-    payloads.reconnected,
-    payloads.template_status,
-    payloads.template_quality,
-    payloads.template_category,
-    payloads.user_preferences,
-    payloads.system_changed_number,
-]
+ALL_FACTORIES = payloads.ALL_FACTORIES
 
 
 def _run_all_extractors(change):

@@ -22,25 +22,7 @@ from wa_cloud.webhook_stream import (
     parse_body,
 )
 
-FACTORIES = [
-    payloads.inbound_text,
-    payloads.button_reply,
-    payloads.system_changed_number,
-    payloads.statuses,
-    payloads.history_chunk,
-    payloads.history_declined,
-    payloads.history_media,
-    payloads.state_sync_add,
-    payloads.state_sync_remove,
-    payloads.echo,
-    payloads.account_update_partner_removed,
-    payloads.offboarded,
-    payloads.reconnected,
-    payloads.template_status,
-    payloads.template_quality,
-    payloads.template_category,
-    payloads.user_preferences,
-]
+FACTORIES = payloads.ALL_FACTORIES
 
 
 class Trickle:

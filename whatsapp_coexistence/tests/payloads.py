@@ -534,3 +534,25 @@ def user_preferences(
         ],
     }
     return envelope("user_preferences", change_value, waba_id)
+
+
+#: Every payload builder above, for the tests that run them all.
+ALL_FACTORIES = [
+    inbound_text,
+    button_reply,
+    statuses,
+    history_chunk,
+    history_declined,
+    history_media,
+    state_sync_add,
+    state_sync_remove,
+    echo,
+    account_update_partner_removed,
+    offboarded,
+    reconnected,
+    template_status,
+    template_quality,
+    template_category,
+    user_preferences,
+    system_changed_number,
+]

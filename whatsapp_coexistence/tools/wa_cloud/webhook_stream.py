@@ -214,6 +214,21 @@ def _items(events):
         yield kind, first
 
 
+def _objects_under(events, wanted):
+    """Yield once per object item of the array member ``wanted`` of the object just opened
+    (other members and items are skipped); the caller reads each object through its end
+    before resuming."""
+    for key, kind, _first in _members(events):
+        if key != wanted or kind != "start_array":
+            _skip(events, kind)
+            continue
+        for item_kind, _item in _items(events):
+            if item_kind == "start_map":
+                yield
+            else:
+                _skip(events, item_kind)
+
+
 # ---------------------------------------------------------------------------
 # Envelope
 # ---------------------------------------------------------------------------
@@ -408,39 +423,26 @@ def _history_arrays(events, change_index):
         yield from _value_arrays(events)
         return
     flat = 0
-    for key, kind, _first in _members(events):
-        if key != "entry" or kind != "start_array":
-            _skip(events, kind)
-            continue
-        for item_kind, _item in _items(events):
-            if item_kind != "start_map":
-                _skip(events, item_kind)
-                continue
-            flat = yield from _entry_arrays(events, flat, change_index)
-            if flat > change_index:
-                return
+    for _entry in _objects_under(events, "entry"):
+        flat = yield from _entry_arrays(events, flat, change_index)
+        if flat > change_index:
+            return
 
 
 def _entry_arrays(events, flat, change_index):
     """:func:`_history_arrays` in the entry just opened; return the flat index reached (past
     ``change_index`` once that change is read, the entry then left unfinished)."""
-    for key, kind, _first in _members(events):
-        if key != "changes" or kind != "start_array":
-            _skip(events, kind)
+    for _change in _objects_under(events, "changes"):
+        if flat < change_index:
+            _skip(events, "start_map")
+            flat += 1
             continue
-        for item_kind, _item in _items(events):
-            if item_kind != "start_map":
-                _skip(events, item_kind)
-            elif flat < change_index:
-                _skip(events, item_kind)
-                flat += 1
+        for change_key, value_kind, _value in _members(events):
+            if change_key == "value" and value_kind == "start_map":
+                yield from _value_arrays(events)
             else:
-                for change_key, value_kind, _value in _members(events):
-                    if change_key == "value" and value_kind == "start_map":
-                        yield from _value_arrays(events)
-                    else:
-                        _skip(events, value_kind)
-                return flat + 1
+                _skip(events, value_kind)
+        return flat + 1
     return flat
 
 
@@ -524,17 +526,8 @@ def _thread_messages(events, late, wa_id):
 
 def _messages(events, late_ids):
     """Second pass, one item just opened: yield its threads' ``(wa_id, message or None)``."""
-    ordinal = 0
-    for key, kind, _first in _members(events):
-        if key != "threads" or kind != "start_array":
-            _skip(events, kind)
-            continue
-        for item_kind, _item in _items(events):
-            if item_kind != "start_map":
-                _skip(events, item_kind)
-                continue
-            yield from _thread_messages(events, ordinal in late_ids, late_ids.get(ordinal))
-            ordinal += 1
+    for ordinal, _thread in enumerate(_objects_under(events, "threads")):
+        yield from _thread_messages(events, ordinal in late_ids, late_ids.get(ordinal))
 
 
 def history_items(open_stream, change_index=None):
