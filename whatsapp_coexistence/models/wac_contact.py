@@ -62,10 +62,13 @@ class WacContact(models.Model):
     # ------------------------------------------------------------
 
     @api.model
-    def _wac_resolve(self, account, identities):
+    def _wac_resolve(self, account, identities, partners=None):
         """Find or create the contacts of ``identities`` in the account's company, in bulk.
 
         :param identities: iterable of ``(wa_id_or_number, bsuid, name)``
+        :param partners: ``{wa_id_or_number: res.partner}``, the partner a new contact belongs
+            to when the caller knows it (a send writes to an attendee); else the partner is
+            found by number, or created
         :return: dict ``{wa_id_or_number or bsuid: wac.contact}``
         """
         company = account.company_id
@@ -94,10 +97,13 @@ class WacContact(models.Model):
             else:
                 to_create.setdefault(key or bsuid, (ref, key, bsuid, name, number))
         if to_create:
-            partners = self._wac_find_or_create_partners(company, region, to_create.values())
+            owners = dict(partners or {})
+            unknown = [item for item in to_create.values() if item[0] not in owners]
+            if unknown:
+                owners.update(self._wac_find_or_create_partners(company, region, unknown))
             created = self.create([{
                 "company_id": company.id,
-                "partner_id": partners[ref].id,
+                "partner_id": owners[ref].id,
                 "wa_id": number if number and not wa_phone.is_bsuid(number) else False,
                 "phone_key": key,
                 "e164": wa_phone.normalize(number, region) if number else False,

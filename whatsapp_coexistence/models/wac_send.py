@@ -1065,8 +1065,10 @@ class WacSend(models.AbstractModel):
                 raise RetryableJobError("Another attempt of this message is under way",
                                         seconds=10, ignore_retry=True)
         if not vals.get("contact_id"):
+            # The first message to this number: its contact is the attendee written to.
             contacts = env["wac.contact"].sudo()._wac_resolve(
-                account.with_env(env), [(digits, None, partner.name)])
+                account.with_env(env), [(digits, None, partner.name)],
+                partners={digits: partner.with_env(env)})
             vals = dict(vals, contact_id=contacts[digits].id)
         vals = dict(vals, status="pending", wa_attempt_open=True,
                     wa_attempt_at=fields.Datetime.now(), wa_retry_confirmed=False,

@@ -70,6 +70,19 @@ class TestSend(WacAutomationCase):
         log = self.event.message_ids.filtered(lambda m: "confirmation sent" in (m.body or ""))
         self.assertEqual(log.author_id, self.env.ref("base.partner_root"))
 
+    def test_first_send_makes_the_attendee_the_contact(self):
+        """Another partner has the same number, one of the company's own, which a search by
+        number prefers: the contact of the first message is the attendee it was written to."""
+        self.env["res.partner"].create({"name": "Maria S. (duplicate)",
+                                        "mobile": self.maria.mobile,
+                                        "company_id": self.company_a.id})
+        self.assertFalse(self.env["wac.contact"].search([("partner_id", "=", self.maria.id)]))
+        self.env.flush_all()  # the send's own transaction reads the database
+        self.send(self.event, "confirmation", self.maria)
+        message = self.message_of(self.event, "confirmation", self.maria)
+        self.assertEqual(message.contact_id.partner_id, self.maria)
+        self.assertEqual(message.partner_id, self.maria)
+
     def test_statuses_follow_the_sent_message(self):
         self.send(self.event, "confirmation", self.maria)
         message = self.message_of(self.event, "confirmation", self.maria)
