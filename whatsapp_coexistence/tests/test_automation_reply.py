@@ -149,6 +149,17 @@ class TestAutomationLoop(WacAutomationMixin, WacHttpCase):
         super().setUpClass()
         cls._wac_automation_setup()
 
+    def test_appointment_form_in_the_browser(self):
+        """A WhatsApp user (a receptionist) sees on the appointment what was planned and sent,
+        and the header button of the manual flow reaches the server."""
+        event = self.make_event(self.maria)
+        self.assertTrue(self.send(event, "confirmation", self.maria).startswith("sent"))
+        self.user_a.password = "wac_user_a"
+        self.start_tour("/odoo/action-calendar.action_calendar_event/%d" % event.id,
+                        "whatsapp_coexistence_appointment", login="wac_user_a")
+        self.assertIn("WhatsApp (manual) opened for Maria Silva by %s" % self.user_a.name,
+                      self.chatter(event))
+
     def test_send_statuses_and_reply_through_webhooks(self):
         event = self.make_event(self.maria)
         self.assertTrue(self.send(event, "reminder", self.maria).startswith("sent"))

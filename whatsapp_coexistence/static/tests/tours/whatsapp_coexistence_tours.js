@@ -73,3 +73,35 @@ registry.category("web_tour.tours").add("whatsapp_coexistence_onboarding", {
         },
     ],
 });
+
+// A receptionist opens an appointment: what WhatsApp planned and sent, then the manual link.
+registry.category("web_tour.tours").add("whatsapp_coexistence_appointment", {
+    steps: () => [
+        {
+            content: "Open the WhatsApp tab of the appointment",
+            trigger: ".o_notebook .nav-link:contains('WhatsApp')",
+            run: "click",
+        },
+        {
+            content: "The automation says what it planned",
+            trigger: "[name=wa_automation_note]:contains('planned for 1 attendee')",
+        },
+        {
+            content: "The customer is listed with the number WhatsApp writes to",
+            trigger: "[name=wa_attendee_ids] td:contains('Maria Silva')",
+        },
+        {
+            content: "The confirmation Odoo sent is listed",
+            trigger: "[name=wa_message_ids] td:contains('5511991234567')",
+        },
+        {
+            content: "Open WhatsApp by hand for the customer",
+            trigger: "div[name=send_buttons] button[name=action_wa_manual]",
+            run: "click",
+        },
+        {
+            content: "wa.me opens in another tab; the chatter logs who opened it",
+            trigger: ".o-mail-Message:contains('WhatsApp (manual) opened for Maria Silva')",
+        },
+    ],
+});
