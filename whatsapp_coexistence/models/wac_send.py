@@ -926,7 +926,12 @@ class WacSend(models.AbstractModel):
                     "wa_attempt_open": False, "status_at": fields.Datetime.now(),
                 }, cr=side)
                 if pace and left - pace.due > RESTAMP_TOLERANCE:
-                    restamp_slot(side, pace.key, pace.slot, pace.slot + left - pace.due)
+                    try:
+                        restamp_slot(side, pace.key, pace.slot, pace.slot + left - pace.due)
+                    except psycopg2.Error:
+                        # Only the window's precision is lost; the message is recorded.
+                        side.rollback()
+                        _logger.warning("Could not restamp the slot of %s", key, exc_info=True)
         if refusal:
             return self._wac_handle_error(refusal, message_id, message.wa_attempts, account,
                                           event, partner, kind, digits)
