@@ -15,7 +15,10 @@ _logger = logging.getLogger(__name__)
 @functools.lru_cache(maxsize=256)
 def _spec(name, language, components, parameter_format):
     """A template's :class:`TemplateSpec` (immutable), read once per process and content: every
-    send validates its mapping and fills its parameters against it."""
+    send validates its mapping and fills its parameters against it.
+
+    :param str components: the stored JSON; unknown or unreadable counts as no component
+    """
     try:
         value = json.loads(components or "[]")
     except ValueError:
@@ -131,15 +134,6 @@ class WacTemplate(models.Model):
                 template.name, template.language,
                 "" if template.status == "APPROVED"
                 else " - %s" % labels.get(template.status, "?"))
-
-    def _wac_components(self):
-        """The stored components as a list (empty when unknown or unreadable)."""
-        self.ensure_one()
-        try:
-            value = json.loads(self.components or "[]")
-        except ValueError:
-            return []
-        return value if isinstance(value, list) else []
 
     def _wac_spec(self):
         """What a send of this template must provide.
