@@ -10,24 +10,13 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-ODOO_SH = os.path.join(REPO, "scripts", "odoo.sh")
-PG_SH = os.path.join(REPO, "scripts", "pg.sh")
-RUN_DIR = os.environ.setdefault("WAC_RUN_DIR", os.path.join(REPO, ".run", "bench-automation"))
+from bench_common import ODOO_SH, PG, PG_SH, REPO, log, odoo_bin, run_dir
+
+RUN_DIR = run_dir("bench-automation")
 CONF = os.path.join(RUN_DIR, "odoo.conf")
 LOG_DIR = os.path.join(RUN_DIR, "logs")
-PG = {"host": os.environ.get("PGHOST", "127.0.0.1"),
-      "port": os.environ.get("WAC_PGPORT", os.environ.get("PGPORT", "55432")),
-      "user": os.environ.get("PGUSER", "odoo")}
 
 sys.path.insert(0, os.path.join(REPO, "whatsapp_coexistence", "tools"))
-
-
-def log(message):
-    """Progress goes to stderr; stdout holds the report."""
-    sys.stderr.write("[bench] %s\n" % message)
-    sys.stderr.flush()
 
 
 def pg(*args):
@@ -69,26 +58,6 @@ def odoo_registry(dbname):
     return odoo, Registry(dbname)
 
 
-LAUNCHER = """import os
-os.environ["TZ"] = "UTC"
-import odoo
-odoo.cli.main()
-"""
-
-
-def launcher():
-    """A script file that starts Odoo like ``odoo-bin``.
-
-    In prefork mode Odoo respawns its websocket (gevent) process as ``python <argv[0]>
-    gevent``; with ``python -m odoo`` (scripts/odoo.sh) argv[0] is ``odoo/__main__.py``, which
-    cannot run as a script, so that process dies and is respawned in a loop that eats a CPU.
-    """
-    path = os.path.join(RUN_DIR, "odoo_launcher.py")
-    with open(path, "w") as handle:
-        handle.write(LAUNCHER)
-    return path
-
-
 @contextlib.contextmanager
 def odoo_server(dbname, port, workers=2, log_name="server"):
     """Run Odoo with ``workers`` HTTP workers and the queue_job runner; stop it on exit.
@@ -101,7 +70,7 @@ def odoo_server(dbname, port, workers=2, log_name="server"):
     proc = subprocess.Popen(
         # ``-d`` without ``--db-filter``: with a filter every request without a session (all of
         # the job runner's) lists the cluster's databases first (bench/README.md).
-        [sys.executable, launcher(), "-c", CONF, "-d", dbname, "--workers=%d" % workers,
+        [sys.executable, odoo_bin(), "-c", CONF, "-d", dbname, "--workers=%d" % workers,
          "--max-cron-threads=0", "--http-port=%d" % port, "--http-interface=127.0.0.1",
          "--limit-time-real=900", "--limit-time-cpu=900",
          # Odoo's default level; WAC_BENCH_LOG_LEVEL=warn measures without a line per job.

@@ -22,18 +22,12 @@ import time
 import urllib.request
 
 import psycopg2
+from bench_common import HERE, ODOO_SH, PG, PG_SH, REPO, log, odoo_bin, run_dir
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-ODOO_SH = os.path.join(REPO, "scripts", "odoo.sh")
-PG_SH = os.path.join(REPO, "scripts", "pg.sh")
-RUN_DIR = os.environ.setdefault("WAC_RUN_DIR", os.path.join(REPO, ".run", "bench"))
+RUN_DIR = run_dir("bench")
 BASE_CONF = os.path.join(RUN_DIR, "odoo.conf")
 LOG_DIR = os.path.join(RUN_DIR, "logs")
 RESULTS_DIR = os.path.join(HERE, "results")
-PG = {"host": os.environ.get("PGHOST", "127.0.0.1"),
-      "port": int(os.environ.get("WAC_PGPORT", os.environ.get("PGPORT", "55432"))),
-      "user": os.environ.get("PGUSER", "odoo")}
 
 # What is measured: the checkout's addon, or another copy of it (``use_source``).
 SOURCE = {"root": REPO, "conf": BASE_CONF, "template": "wac_bench_template"}
@@ -58,12 +52,6 @@ if not env["wac.account"].sudo().search([("phone_number_id", "=", {PHONE_NUMBER_
         "display_phone_number": {DISPLAY_PHONE_NUMBER!r}, "state": "connected"}})
 env.cr.commit()
 """
-
-
-def log(message):
-    """Progress goes to stderr so that stdout holds the report only."""
-    sys.stderr.write("[bench] %s\n" % message)
-    sys.stderr.flush()
 
 
 def sigterm_as_interrupt():
@@ -177,23 +165,6 @@ def clone_db(name):
 # ------------------------------------------------------------
 # ODOO PROCESSES
 # ------------------------------------------------------------
-
-def odoo_bin():
-    """Odoo's own launcher script, next to the importable ``odoo`` package.
-
-    The servers are started with it rather than with ``scripts/odoo.sh`` (``python3 -m odoo``):
-    with ``--workers`` the prefork master respawns its gevent worker as ``sys.executable
-    sys.argv[0] gevent``, and under ``-m odoo`` that ``argv[0]`` is ``odoo/__main__.py``, which
-    cannot run as a script. The master then respawns a dying interpreter at every wake-up,
-    thousands of times a minute, which eats a core and makes any measurement meaningless. The
-    config file is still the one ``scripts/odoo.sh`` generates.
-    """
-    import odoo
-    path = os.path.join(os.path.dirname(os.path.dirname(odoo.__file__)), "odoo-bin")
-    if not os.path.isfile(path):
-        raise RuntimeError("odoo-bin not found next to %s" % odoo.__file__)
-    return path
-
 
 def ensure_config():
     """Let ``scripts/odoo.sh`` write its config (once) under ``$WAC_RUN_DIR``; with another
