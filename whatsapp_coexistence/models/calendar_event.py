@@ -51,11 +51,10 @@ class CalendarEvent(models.Model):
 
     @api.depends("attendee_ids.partner_id")
     def _compute_wa_attendee_ids(self):
-        Send = self.env["wac.send"]
+        customers = self.env["wac.send"]._wac_recipients_of(self)
         for event in self:
-            customers = Send._wac_recipients(event)
             event.wa_attendee_ids = event.attendee_ids.filtered(
-                lambda a, c=customers: a.partner_id in c)
+                lambda a, c=customers[event]: a.partner_id in c)
 
     @api.depends("attendee_ids.partner_id", "partner_ids")
     def _compute_wa_manual_partner_id(self):
@@ -84,14 +83,17 @@ class CalendarEvent(models.Model):
         watch_people = bool({"partner_ids", "attendee_ids"} & set(vals))
         before = {}
         if watch_start or watch_active or watch_people:
-            for event in self.sudo().with_context(active_test=False):
-                before[event.id] = (event.start, event.active,
-                                    Send._wac_recipients(event) if watch_people else None)
+            events = self.sudo().with_context(active_test=False)
+            customers = Send._wac_recipients_of(events) if watch_people else {}
+            for event in events:
+                before[event.id] = (event.start, event.active, customers.get(event))
         result = super().write(vals)
         if not before:
             return result
         moved, archived, restored = self.browse(), self.browse(), self.browse()
-        for event in self.sudo().with_context(active_test=False).exists():
+        events = self.sudo().with_context(active_test=False).exists()
+        customers = Send._wac_recipients_of(events) if watch_people else {}
+        for event in events:
             start, active, people = before.get(event.id, (None, None, None))
             if active and not event.active:
                 archived |= event
@@ -104,7 +106,7 @@ class CalendarEvent(models.Model):
             if watch_start and start != event.start:
                 moved |= event
             if watch_people:
-                now = Send._wac_recipients(event)
+                now = customers[event]
                 added, removed = now - people, people - now
                 if added or removed:
                     Send._wac_attendees_changed(event, added, removed)
