@@ -25,6 +25,8 @@
         "views/wac_automation_views.xml",
         "views/calendar_event_views.xml",
         "views/res_config_settings_views.xml",
+        "views/wac_audit_log_views.xml",
+        "wizards/wac_golive_override_views.xml",
         "views/whatsapp_coexistence_menus.xml",
     ],
     "demo": ["demo/wac_account_demo.xml"],

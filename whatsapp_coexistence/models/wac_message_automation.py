@@ -71,6 +71,8 @@ class WacMessage(models.Model):
                     "again."))
             _prefix, event_id, kind, partner_id, start = message.wa_send_key.split(":")
             message.sudo().write({"wa_retry_confirmed": True})
+            self.env["wac.audit.log"]._wac_log(message, "retry", self.env._("Retry"),
+                                               old=message.status)
             snapshot = json.loads(message.wa_snapshot) if message.wa_snapshot else None
             self.env["wac.send"].sudo().with_company(message.company_id).with_delay(
                 channel="root.whatsapp", identity_key=message.wa_send_key,
