@@ -22,3 +22,4 @@ from . import wac_audit_log
 from . import wac_attestation
 from . import wac_readiness
 from . import wac_account_readiness
+from . import wac_account_overview
