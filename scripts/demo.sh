@@ -38,6 +38,15 @@ else
         { tail -n 30 "$WAC_RUN_DIR/demo_install.log"; exit 1; }
 fi
 
+# The demo data points at the fake server's default port: follow WAC_FAKE_PORT (a sandbox
+# URL only; a real Graph URL is never touched).
+scripts/odoo.sh shell -d "$db" --no-http --log-level=warn >/dev/null <<PY
+params = env["ir.config_parameter"].sudo()
+if (params.get_param("whatsapp_coexistence.graph_base_url") or "").startswith("http://127.0.0.1:"):
+    params.set_param("whatsapp_coexistence.graph_base_url", "http://127.0.0.1:$fake_port")
+env.cr.commit()
+PY
+
 pids=()
 cleanup() { [ "${#pids[@]}" = 0 ] || kill "${pids[@]}" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
@@ -59,6 +68,13 @@ curl -fsS "http://127.0.0.1:$port/web/health" >/dev/null ||
 
 if [ "$check" = 1 ]; then
     scripts/odoo.sh shell -d "$db" --no-http --log-level=warn <<'PY'
+admin = env.ref("base.user_admin")
+clinic = env.ref("whatsapp_coexistence.demo_company_clinic")
+salon = env.ref("whatsapp_coexistence.demo_company_salon")
+assert admin.company_id == clinic, "admin opens on %s, not the clinic" % admin.company_id.name
+assert clinic | salon <= admin.company_ids, "admin is not allowed both demo companies"
+print("admin opens on %s; allowed: %s" % (admin.company_id.name,
+                                         ", ".join(admin.company_ids.mapped("name"))))
 for account in env["wac.account"].search([]):
     result = account.action_test_connection()["params"]
     print("Test connection, %s: %s - %s" % (account.company_id.name, result["type"], result["message"]))

@@ -14,3 +14,4 @@ from . import test_readiness
 from . import test_audit
 from . import test_console_ui
 from . import test_overview
+from . import test_demo
