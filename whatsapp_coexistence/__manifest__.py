@@ -28,6 +28,7 @@
         "views/wac_audit_log_views.xml",
         "views/wac_overview_views.xml",
         "views/wac_message_analysis_views.xml",
+        "views/wac_webhook_analysis_views.xml",
         "wizards/wac_golive_override_views.xml",
         "views/whatsapp_coexistence_menus.xml",
     ],

@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+from odoo.exceptions import AccessError
 from odoo.tests import tagged
 
 from .common import WacTransactionCase
@@ -71,3 +72,21 @@ class TestOverview(ConsoleMixin, WacTransactionCase):
         cards = self.env["wac.account"].with_user(self.manager_a).search([])
         self.assertEqual(cards, self.account_a)
         self.assertEqual(cards.ov_sent_24h, 0)
+
+    def test_reporting_views_load_for_a_manager(self):
+        self.outbound(self.account_a, "read")
+        self.signed_webhook(self.account_a)
+        for xmlid, groupby in (
+                ("wac_message_action_analysis", ["message_at:day", "status"]),
+                ("wac_message_action_attempts", ["wa_kind", "status"]),
+                ("wac_webhook_event_action_analysis", ["received_at:day", "field"])):
+            action = self.env.ref("whatsapp_coexistence." + xmlid)
+            Model = self.env[action.res_model].with_user(self.manager_a)
+            views = Model.get_views([(False, "graph"), (False, "pivot"), (False, "search")])
+            self.assertIn("graph", views["views"])
+            groups = Model.read_group([], ["__count"], groupby, lazy=False)
+            self.assertTrue(groups, xmlid)
+        # Refused webhooks mix tenants: their reporting is for administrators.
+        with self.assertRaises(AccessError):
+            self.env["wac.webhook.rejection"].with_user(self.manager_a).read_group(
+                [], ["__count"], ["reason"])
