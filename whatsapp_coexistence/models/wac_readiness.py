@@ -180,6 +180,10 @@ class WacReadiness(models.AbstractModel):
     def _wac_check_coexistence(self, account):
         if account.history_state in ("requested", "importing", "done", "declined"):
             return []
+        if account.last_check_ok and not account.is_on_biz_app:
+            # Meta says the number is not shared with the Business App: there is no history
+            # or address book to sync (smb_app_data answers 100 for such a number).
+            return []
         return [self.env._("The history sync has not started yet (%(state)s): connect the "
                            "number with Embedded Signup, which requests the contacts and the "
                            "history.", state=account.history_state)]

@@ -66,6 +66,11 @@ class TestReadiness(ConsoleMixin, WacTransactionCase):
         self.assertFalse(item.blocking)
         self.account_a.write({"history_state": "importing"})
         self.assertTrue(self.items()["coexistence"].ok)
+        # A number Meta reports as not shared with the Business App has nothing to sync.
+        self.account_b.write({"last_check_ok": True, "is_on_biz_app": False})
+        self.assertTrue(self.items(self.account_b)["coexistence"].ok)
+        self.account_b.write({"is_on_biz_app": True})
+        self.assertFalse(self.items(self.account_b)["coexistence"].ok)
 
     def test_05_limits(self):
         self.assertTrue(self.items()["limits"].ok)
