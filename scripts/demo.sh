@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a demo database with two companies in sandbox mode, the fake Graph server and Odoo.
 #   scripts/demo.sh           start everything and wait (Ctrl-C stops both servers)
-#   scripts/demo.sh --check   start, press "Test connection" for both companies, report, stop
+#   scripts/demo.sh --check   start, play the story, assert it and print its counts, stop
 # Needs an importable Odoo 18 (see README). Environment: WAC_DEMO_DB (wac_demo),
 # WAC_DEMO_PORT (8069), WAC_FAKE_PORT (8765).
 set -euo pipefail
@@ -66,21 +66,12 @@ done
 curl -fsS "http://127.0.0.1:$port/web/health" >/dev/null ||
     { echo "Odoo did not start; see $WAC_RUN_DIR/odoo.log" >&2; tail -n 30 "$WAC_RUN_DIR/odoo.log"; exit 1; }
 
+echo "Playing the demo story (templates, a week of appointments, replies, history)..."
+WAC_FAKE_URL="http://127.0.0.1:$fake_port" scripts/odoo.sh shell -d "$db" --no-http \
+    --log-level=warn <scripts/demo_story.py
+
 if [ "$check" = 1 ]; then
-    scripts/odoo.sh shell -d "$db" --no-http --log-level=warn <<'PY'
-admin = env.ref("base.user_admin")
-clinic = env.ref("whatsapp_coexistence.demo_company_clinic")
-salon = env.ref("whatsapp_coexistence.demo_company_salon")
-assert admin.company_id == clinic, "admin opens on %s, not the clinic" % admin.company_id.name
-assert clinic | salon <= admin.company_ids, "admin is not allowed both demo companies"
-print("admin opens on %s; allowed: %s" % (admin.company_id.name,
-                                         ", ".join(admin.company_ids.mapped("name"))))
-for account in env["wac.account"].search([]):
-    result = account.action_test_connection()["params"]
-    print("Test connection, %s: %s - %s" % (account.company_id.name, result["type"], result["message"]))
-    assert result["type"] == "success", result
-env.cr.commit()
-PY
+    scripts/odoo.sh shell -d "$db" --no-http --log-level=warn <scripts/demo_check.py
     exit 0
 fi
 
