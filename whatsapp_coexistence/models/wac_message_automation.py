@@ -3,6 +3,7 @@ import json
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
+from .wac_send import parse_send_key
 from .wac_template_mapping import MESSAGE_TYPES
 
 
@@ -60,23 +61,25 @@ class WacMessage(models.Model):
 
     def action_wac_retry(self):
         """Send again a message that failed without reaching Meta, or whose outcome was
-        uncertain, after a person checked it was not delivered."""
+        uncertain, after a person checked it was not delivered. The retry gets Meta's full
+        count of attempts again."""
         if not self.env.user.has_group("whatsapp_coexistence.whatsapp_coexistence_group_manager"):
             raise UserError(self.env._("Only WhatsApp managers can send a message again."))
         self.check_access("read")
+        Send = self.env["wac.send"]
         for message in self:
             if not message.wa_can_retry:
                 raise UserError(self.env._(
                     "Only failed appointment messages that Meta did not accept can be sent "
                     "again."))
-            _prefix, event_id, kind, partner_id, start = message.wa_send_key.split(":")
-            message.sudo().write({"wa_retry_confirmed": True})
+            key = parse_send_key(message.wa_send_key)
+            message.sudo().write({"wa_retry_confirmed": True, "wa_attempts": 0})
             snapshot = json.loads(message.wa_snapshot) if message.wa_snapshot else None
-            self.env["wac.send"].sudo().with_company(message.company_id).with_delay(
-                channel="root.whatsapp", identity_key=message.wa_send_key,
-                description="WhatsApp %s (retry)" % kind,
-            )._wac_job_send(message.company_id.id, int(event_id), kind, int(partner_id), start,
-                            snapshot)
+            event = self.env["calendar.event"].sudo().with_context(active_test=False).browse(
+                key.event_id).exists()
+            Send._wac_enqueue(Send._wac_send_job(
+                message.company_id, key.event_id, key.kind, message.wa_partner_id, key.start,
+                snapshot, title=event.name or (snapshot or {}).get("name", "")))
         return True
 
     @api.model

@@ -127,6 +127,32 @@ def send_key(event_id, kind, partner_id, start):
     return "wac:%d:%s:%d:%s" % (event_id, kind, partner_id, start)
 
 
+class SendKey(NamedTuple):
+    """The parts of a :func:`send_key`."""
+
+    event_id: int
+    kind: str
+    partner_id: int
+    start: str
+
+
+def parse_send_key(key):
+    """The :class:`SendKey` of ``key``, or ``None`` when it is not one."""
+    parts = (key or "").split(":")
+    if len(parts) != 5 or parts[0] != "wac" or not (parts[1].isdigit() and parts[3].isdigit()):
+        return None
+    return SendKey(int(parts[1]), parts[2], int(parts[3]), parts[4])
+
+
+class SendJob(NamedTuple):
+    """One send job before it is queued: the sending company, the arguments of
+    :meth:`WacSend._wac_job_send` and the queue_job options (see ``_wac_send_job``)."""
+
+    company: models.BaseModel
+    args: tuple
+    options: dict
+
+
 def _babel_locale(lang):
     try:
         return babel.Locale.parse(lang or "en_US")
@@ -248,6 +274,26 @@ class WacSend(models.AbstractModel):
         return None
 
     @api.model
+    def _wac_recipient_refusal(self, partner, number, company, pilot, opted_out):
+        """Why ``partner`` gets no automated message, or ``None``: the one check (and the one
+        wording) of the planner and of the send job.
+
+        :param number: the partner's number in E.164 (:meth:`_wac_number`), or ``None``
+        :param set pilot: the account's pilot numbers (digits); empty: everyone
+        :param bool opted_out: the partner's number opted out in ``company``
+        """
+        _ = self.env._
+        if not number:
+            return _("%(name)s has no mobile number usable on WhatsApp.", name=partner.name)
+        if opted_out:
+            return _("%(name)s opted out of automated WhatsApp messages: nothing is sent.",
+                     name=partner.name)
+        if pilot and wa_phone.wa_digits(number) not in pilot:
+            return _("%(name)s is not in the pilot allowlist of %(company)s: nothing is sent.",
+                     name=partner.name, company=company.name)
+        return None
+
+    @api.model
     def _wac_event_data(self, event):
         """What a message says about an appointment, as plain data (a deleted event's
         cancellation is rendered from this snapshot)."""
@@ -341,7 +387,7 @@ class WacSend(models.AbstractModel):
         offset = timedelta(hours=account.reminder_offset_hours or 0)
         tz = self._wac_tz(company)
         summary = {}  # event -> (planned kinds, partners, reminder time)
-        specs = []
+        jobs = []
         markers = {}  # event -> the start its reminders were planned for (None: not yet)
         for (event, kinds, partners_given, snapshot), partners in zip(items, recipients):
             data = snapshot or self._wac_event_data(event)
@@ -356,15 +402,11 @@ class WacSend(models.AbstractModel):
             ok_partners = []
             for partner in partners:
                 number = numbers.get(partner)
-                if not number:
-                    lines.append(_("%(name)s has no mobile number usable on WhatsApp.",
-                                   name=partner.name))
-                elif wa_phone.canonical(number) in opted_out:
-                    lines.append(_("%(name)s opted out of automated WhatsApp messages: nothing "
-                                   "is sent.", name=partner.name))
-                elif pilot and wa_phone.wa_digits(number) not in pilot:
-                    lines.append(_("%(name)s is not in the pilot allowlist of %(company)s: "
-                                   "nothing is sent.", name=partner.name, company=company.name))
+                refusal = self._wac_recipient_refusal(
+                    partner, number, company, pilot,
+                    opted_out=bool(number) and wa_phone.canonical(number) in opted_out)
+                if refusal:
+                    lines.append(refusal)
                 else:
                     ok_partners.append(partner)
             for kind in kinds:
@@ -399,12 +441,14 @@ class WacSend(models.AbstractModel):
                         continue
                     reminder_at.append(eta or now)
                 for partner in ok_partners:
-                    specs.append((company, data, kind, partner, eta, snapshot))
+                    jobs.append(self._wac_send_job(company, data["id"], kind, partner,
+                                                   start_key(start), snapshot, eta,
+                                                   data["name"]))
                     planned.add(kind)
                     planned_for.add(partner.id)
             if not snapshot and event not in notes:
                 notes[event] = None
-        self._wac_enqueue_many(specs)
+        self._wac_enqueue_many(jobs)
         notes.update(self._wac_plan_notes(
             {event: summary[event] for event, note in notes.items() if note is None}, tz))
         self._wac_write_notes(notes, {e: lines for e, lines in logs.items() if lines},
@@ -552,50 +596,54 @@ class WacSend(models.AbstractModel):
                 Markup("").join(Markup("<li>%s</li>") % line for line in dict.fromkeys(lines))))
 
     @api.model
-    def _wac_enqueue(self, company, data, kind, partner, eta, snapshot=None):
-        key = send_key(data["id"], kind, partner.id, start_key(data["start"]))
-        self.sudo().with_company(company).with_delay(
-            channel=CHANNEL, eta=eta, identity_key=key, max_retries=JOB_MAX_RETRIES,
-            description="WhatsApp %s: %s → %s" % (kind, data["name"], partner.name),
-        )._wac_job_send(company.id, data["id"], kind, partner.id, start_key(data["start"]),
-                        snapshot)
+    def _wac_send_job(self, company, event_id, kind, partner, start, snapshot=None, eta=None,
+                      title=""):
+        """The one way a send job is built, whoever queues it (planner, follow-up, Retry).
+
+        :param start: the appointment's start as in send keys (:func:`start_key`)
+        :param str title: the appointment's name, for the job's description
+        :rtype: SendJob
+        """
+        key = send_key(event_id, kind, partner.id, start)
+        return SendJob(company, (company.id, event_id, kind, partner.id, start, snapshot), {
+            "channel": CHANNEL, "eta": eta, "identity_key": key,
+            "max_retries": JOB_MAX_RETRIES,
+            "description": "WhatsApp %s: %s → %s" % (kind, title or "#%d" % event_id,
+                                                      partner.name)})
 
     @api.model
-    def _wac_enqueue_many(self, specs):
-        """Enqueue many send jobs with one identity-key lookup and one batch insert.
+    def _wac_enqueue(self, job):
+        """Queue one :class:`SendJob` (no new job while one with its key is waiting)."""
+        self.sudo().with_company(job.company).with_delay(**job.options)._wac_job_send(*job.args)
+
+    @api.model
+    def _wac_enqueue_many(self, jobs):
+        """Queue many :class:`SendJob` with one identity-key lookup and one batch insert.
 
         Exactly what ``with_delay(identity_key=...)`` does job by job (same ``Job`` values,
         same identity rule: no new job while one with the key is waiting), at a fraction of
         the cost when an appointment batch plans hundreds of messages. Under ``trap_jobs``
         (tests) or ``queue_job__no_delay``, each job goes through ``with_delay``.
-
-        :param specs: ``[(company, data, kind, partner, eta, snapshot)]``
         """
-        if not specs:
+        if not jobs:
             return
         if qj_delay.Job is not Job or qj_delay.must_run_without_delay(self.env):
-            for spec in specs:
-                self._wac_enqueue(*spec)
+            for job in jobs:
+                self._wac_enqueue(job)
             return
-        jobs = {}
-        for company, data, kind, partner, eta, snapshot in specs:
-            start = start_key(data["start"])
-            key = send_key(data["id"], kind, partner.id, start)
-            if key in jobs:
-                continue
-            jobs[key] = Job(
-                self.sudo().with_company(company)._wac_job_send,
-                args=(company.id, data["id"], kind, partner.id, start, snapshot),
-                eta=eta, channel=CHANNEL, identity_key=key, max_retries=JOB_MAX_RETRIES,
-                description="WhatsApp %s: %s → %s" % (kind, data["name"], partner.name))
+        unique = {}
+        for job in jobs:
+            unique.setdefault(job.options["identity_key"], Job(
+                self.sudo().with_company(job.company)._wac_job_send, args=job.args,
+                **job.options))
         QueueJob = self.env["queue.job"].sudo()
         waiting = set(QueueJob.search_fetch([
-            ("identity_key", "in", list(jobs)),
+            ("identity_key", "in", list(unique)),
             ("state", "in", ("wait_dependencies", "pending", "enqueued"))],
             ["identity_key"]).mapped("identity_key"))
         QueueJob.with_context(_job_edit_sentinel=QueueJob.EDIT_SENTINEL,
                               tracking_disable=True).create([
-            job._store_values(create=True) for key, job in jobs.items() if key not in waiting])
+            job._store_values(create=True) for key, job in unique.items() if key not in waiting])
 
     @api.model
     def _wac_drop_jobs(self, event_ids, kinds=None, partner_ids=None):
@@ -616,12 +664,12 @@ class WacSend(models.AbstractModel):
 
     @staticmethod
     def _wac_key_matches(key, kinds, partner_ids):
-        parts = (key or "").split(":")
-        if len(parts) != 5:
+        parsed = parse_send_key(key)
+        if not parsed:
             return False
-        if kinds and parts[2] not in kinds:
+        if kinds and parsed.kind not in kinds:
             return False
-        return not partner_ids or int(parts[3]) in partner_ids
+        return not partner_ids or parsed.partner_id in partner_ids
 
     # ------------------------------------------------------------
     # CALENDAR HOOKS
@@ -836,20 +884,15 @@ class WacSend(models.AbstractModel):
             return self._wac_skip(event, partner, kind, reason)
 
         number = self._wac_number(partner, company)
-        if not number:
-            return self._wac_skip(event, partner, kind, self.env._(
-                "%(name)s has no mobile number usable on WhatsApp.", name=partner.name))
-        digits = wa_phone.wa_digits(number)
+        digits = wa_phone.wa_digits(number) if number else None
         pilot = account._pilot_numbers()
-        if pilot and digits not in pilot:
-            return self._wac_skip(event, partner, kind, self.env._(
-                "%(name)s is not in the pilot allowlist.", name=partner.name))
         contact = self.env["wac.contact"].search_fetch([
             ("company_id", "=", company.id), ("phone_key", "=", wa_phone.canonical(digits))],
-            SEND_FIELDS["wac.contact"], limit=1)
-        if contact.opted_out:
-            return self._wac_skip(event, partner, kind, self.env._(
-                "%(name)s opted out of automated WhatsApp messages.", name=partner.name))
+            SEND_FIELDS["wac.contact"], limit=1) if digits else self.env["wac.contact"]
+        reason = self._wac_recipient_refusal(partner, number, company, pilot,
+                                             opted_out=contact.opted_out)
+        if reason:
+            return self._wac_skip(event, partner, kind, reason)
 
         mapping = self._wac_mapping(company, kind, partner.lang)
         if not mapping:
