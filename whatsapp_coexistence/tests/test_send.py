@@ -94,8 +94,9 @@ class TestSend(WacAutomationCase):
         self.assertEqual(message.status_ids.mapped("status"), ["sent", "delivered", "read"])
 
     def test_named_library_template_and_sanitised_location(self):
+        self.send(self.event, "confirmation", self.maria)  # a reschedule follows something
         self.send(self.event, "reschedule", self.maria)  # mapped to the library template
-        (request,) = self.graph_requests(path_contains="/messages")
+        (_confirmation, request) = self.graph_requests(path_contains="/messages")
         template = request["json"]["template"]
         self.assertEqual(template["name"], "odoo_appointment_reschedule")
         self.assertEqual(template["components"][0], {"type": "body", "parameters": [
