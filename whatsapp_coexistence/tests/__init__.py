@@ -8,5 +8,6 @@ from . import test_ui
 from . import test_automation
 from . import test_send
 from . import test_automation_reply, test_template
+from . import test_automation_settle
 from . import test_rate_limit
 from . import test_onboarding
