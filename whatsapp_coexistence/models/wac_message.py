@@ -20,6 +20,7 @@ MESSAGE_STATUSES = [
     ("read", "Read"),
     ("played", "Played"),
     ("failed", "Failed"),
+    ("withdrawn", "Withdrawn (not sent)"),
 ]
 HISTORY_STATUSES = {"SENT": "sent", "DELIVERED": "delivered", "READ": "read", "PLAYED": "played",
                     "ERROR": "failed", "PENDING": "pending"}

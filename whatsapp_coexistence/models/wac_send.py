@@ -27,6 +27,14 @@ normally comes within seconds); after it, the row is marked failed as *uncertain
 checks the phone or WhatsApp Manager and presses Retry. Errors Meta *answered* (any JSON error)
 close the attempt: nothing was sent, so retrying is safe. A timeout, a dropped connection or a
 5xx without a body leaves it open, as a crash does.
+
+Follow-ups
+----------
+A reschedule or a cancellation follows what the customer heard (``_wac_follow_up``): while an
+earlier message about the appointment is in flight, it waits for that message's outcome (or its
+*uncertain* verdict), then goes or not, once. ``_wac_drop_jobs`` never cancels the job that
+settles an open attempt, and a cron (``wac.message._wac_cron_settle_attempts``) settles any
+attempt whose job is gone.
 """
 
 import json
@@ -50,7 +58,7 @@ from odoo.addons.queue_job import delay as qj_delay
 from odoo.addons.queue_job.exception import RetryableJobError
 from odoo.addons.queue_job.job import Job
 
-from ..const import PARAM_KILL_SWITCH, PARAM_PREFIX
+from ..const import PARAM_KILL_SWITCH
 from ..tools.wa_cloud import errors as wa_errors
 from ..tools.wa_cloud import phone as wa_phone
 from ..tools.wa_cloud import ratelimit
@@ -62,9 +70,11 @@ from .wac_template import HELLO_WORLD
 _logger = logging.getLogger(__name__)
 
 KINDS = ("confirmation", "reminder", "reschedule", "cancellation")
+#: Messages about a change of what a customer heard: they follow what was sent before them.
+FOLLOW_UPS = ("reschedule", "cancellation")
+#: How long a follow-up waits before it looks again at a message still in flight.
+FOLLOW_UP_WAIT = 15
 CHANNEL = "root.whatsapp"
-PARAM_GRACE = PARAM_PREFIX + "uncertain_grace_seconds"
-DEFAULT_GRACE = 300
 #: Meta errors retried this many times before the message is marked failed.
 MAX_ATTEMPTS = 6
 #: A job never waits longer than this in-process for its rate-limit slot; beyond it the job is
@@ -125,6 +135,32 @@ def send_key(event_id, kind, partner_id, start):
     ``biz_opaque_callback_data`` Meta echoes in status webhooks.
     """
     return "wac:%d:%s:%d:%s" % (event_id, kind, partner_id, start)
+
+
+class SendKey(NamedTuple):
+    """The parts of a :func:`send_key`."""
+
+    event_id: int
+    kind: str
+    partner_id: int
+    start: str
+
+
+def parse_send_key(key):
+    """The :class:`SendKey` of ``key``, or ``None`` when it is not one."""
+    parts = (key or "").split(":")
+    if len(parts) != 5 or parts[0] != "wac" or not (parts[1].isdigit() and parts[3].isdigit()):
+        return None
+    return SendKey(int(parts[1]), parts[2], int(parts[3]), parts[4])
+
+
+class SendJob(NamedTuple):
+    """One send job before it is queued: the sending company, the arguments of
+    :meth:`WacSend._wac_job_send` and the queue_job options (see ``_wac_send_job``)."""
+
+    company: models.BaseModel
+    args: tuple
+    options: dict
 
 
 def _babel_locale(lang):
@@ -248,6 +284,26 @@ class WacSend(models.AbstractModel):
         return None
 
     @api.model
+    def _wac_recipient_refusal(self, partner, number, company, pilot, opted_out):
+        """Why ``partner`` gets no automated message, or ``None``: the one check (and the one
+        wording) of the planner and of the send job.
+
+        :param number: the partner's number in E.164 (:meth:`_wac_number`), or ``None``
+        :param set pilot: the account's pilot numbers (digits); empty: everyone
+        :param bool opted_out: the partner's number opted out in ``company``
+        """
+        _ = self.env._
+        if not number:
+            return _("%(name)s has no mobile number usable on WhatsApp.", name=partner.name)
+        if opted_out:
+            return _("%(name)s opted out of automated WhatsApp messages: nothing is sent.",
+                     name=partner.name)
+        if pilot and wa_phone.wa_digits(number) not in pilot:
+            return _("%(name)s is not in the pilot allowlist of %(company)s: nothing is sent.",
+                     name=partner.name, company=company.name)
+        return None
+
+    @api.model
     def _wac_event_data(self, event):
         """What a message says about an appointment, as plain data (a deleted event's
         cancellation is rendered from this snapshot)."""
@@ -263,17 +319,6 @@ class WacSend(models.AbstractModel):
             "organizer_tz": event.user_id.tz or False,
             "company_id": event.wa_company_id.id,
         }
-
-    @api.model
-    def _wac_informed(self, company, event_id, partner_ids):
-        """Partners who were sent something about this event (or would have been, dry run)."""
-        messages = self.env["wac.message"].sudo().search([
-            ("company_id", "=", company.id), ("res_model", "=", "calendar.event"),
-            ("res_id", "=", event_id), ("source", "=", "api"),
-            ("wa_partner_id", "in", list(partner_ids)),
-            "|", ("wamid", "!=", False), ("status", "=", "dry_run"),
-        ])
-        return set(messages.wa_partner_id.ids)
 
     # ------------------------------------------------------------
     # PLANNING (enqueue)
@@ -341,7 +386,7 @@ class WacSend(models.AbstractModel):
         offset = timedelta(hours=account.reminder_offset_hours or 0)
         tz = self._wac_tz(company)
         summary = {}  # event -> (planned kinds, partners, reminder time)
-        specs = []
+        jobs = []
         markers = {}  # event -> the start its reminders were planned for (None: not yet)
         for (event, kinds, partners_given, snapshot), partners in zip(items, recipients):
             data = snapshot or self._wac_event_data(event)
@@ -356,15 +401,11 @@ class WacSend(models.AbstractModel):
             ok_partners = []
             for partner in partners:
                 number = numbers.get(partner)
-                if not number:
-                    lines.append(_("%(name)s has no mobile number usable on WhatsApp.",
-                                   name=partner.name))
-                elif wa_phone.canonical(number) in opted_out:
-                    lines.append(_("%(name)s opted out of automated WhatsApp messages: nothing "
-                                   "is sent.", name=partner.name))
-                elif pilot and wa_phone.wa_digits(number) not in pilot:
-                    lines.append(_("%(name)s is not in the pilot allowlist of %(company)s: "
-                                   "nothing is sent.", name=partner.name, company=company.name))
+                refusal = self._wac_recipient_refusal(
+                    partner, number, company, pilot,
+                    opted_out=bool(number) and wa_phone.canonical(number) in opted_out)
+                if refusal:
+                    lines.append(refusal)
                 else:
                     ok_partners.append(partner)
             for kind in kinds:
@@ -399,12 +440,14 @@ class WacSend(models.AbstractModel):
                         continue
                     reminder_at.append(eta or now)
                 for partner in ok_partners:
-                    specs.append((company, data, kind, partner, eta, snapshot))
+                    jobs.append(self._wac_send_job(company, data["id"], kind, partner,
+                                                   start_key(start), snapshot, eta,
+                                                   data["name"]))
                     planned.add(kind)
                     planned_for.add(partner.id)
             if not snapshot and event not in notes:
                 notes[event] = None
-        self._wac_enqueue_many(specs)
+        self._wac_enqueue_many(jobs)
         notes.update(self._wac_plan_notes(
             {event: summary[event] for event, note in notes.items() if note is None}, tz))
         self._wac_write_notes(notes, {e: lines for e, lines in logs.items() if lines},
@@ -552,76 +595,95 @@ class WacSend(models.AbstractModel):
                 Markup("").join(Markup("<li>%s</li>") % line for line in dict.fromkeys(lines))))
 
     @api.model
-    def _wac_enqueue(self, company, data, kind, partner, eta, snapshot=None):
-        key = send_key(data["id"], kind, partner.id, start_key(data["start"]))
-        self.sudo().with_company(company).with_delay(
-            channel=CHANNEL, eta=eta, identity_key=key, max_retries=JOB_MAX_RETRIES,
-            description="WhatsApp %s: %s → %s" % (kind, data["name"], partner.name),
-        )._wac_job_send(company.id, data["id"], kind, partner.id, start_key(data["start"]),
-                        snapshot)
+    def _wac_send_job(self, company, event_id, kind, partner, start, snapshot=None, eta=None,
+                      title=""):
+        """The one way a send job is built, whoever queues it (planner, follow-up, Retry).
+
+        :param start: the appointment's start as in send keys (:func:`start_key`)
+        :param str title: the appointment's name, for the job's description
+        :rtype: SendJob
+        """
+        key = send_key(event_id, kind, partner.id, start)
+        return SendJob(company, (company.id, event_id, kind, partner.id, start, snapshot), {
+            "channel": CHANNEL, "eta": eta, "identity_key": key,
+            "max_retries": JOB_MAX_RETRIES,
+            "description": "WhatsApp %s: %s → %s" % (kind, title or "#%d" % event_id,
+                                                      partner.name)})
 
     @api.model
-    def _wac_enqueue_many(self, specs):
-        """Enqueue many send jobs with one identity-key lookup and one batch insert.
+    def _wac_enqueue(self, job):
+        """Queue one :class:`SendJob` (no new job while one with its key is waiting)."""
+        self.sudo().with_company(job.company).with_delay(**job.options)._wac_job_send(*job.args)
+
+    @api.model
+    def _wac_enqueue_many(self, jobs):
+        """Queue many :class:`SendJob` with one identity-key lookup and one batch insert.
 
         Exactly what ``with_delay(identity_key=...)`` does job by job (same ``Job`` values,
         same identity rule: no new job while one with the key is waiting), at a fraction of
         the cost when an appointment batch plans hundreds of messages. Under ``trap_jobs``
         (tests) or ``queue_job__no_delay``, each job goes through ``with_delay``.
-
-        :param specs: ``[(company, data, kind, partner, eta, snapshot)]``
         """
-        if not specs:
+        if not jobs:
             return
         if qj_delay.Job is not Job or qj_delay.must_run_without_delay(self.env):
-            for spec in specs:
-                self._wac_enqueue(*spec)
+            for job in jobs:
+                self._wac_enqueue(job)
             return
-        jobs = {}
-        for company, data, kind, partner, eta, snapshot in specs:
-            start = start_key(data["start"])
-            key = send_key(data["id"], kind, partner.id, start)
-            if key in jobs:
-                continue
-            jobs[key] = Job(
-                self.sudo().with_company(company)._wac_job_send,
-                args=(company.id, data["id"], kind, partner.id, start, snapshot),
-                eta=eta, channel=CHANNEL, identity_key=key, max_retries=JOB_MAX_RETRIES,
-                description="WhatsApp %s: %s → %s" % (kind, data["name"], partner.name))
+        unique = {}
+        for job in jobs:
+            unique.setdefault(job.options["identity_key"], Job(
+                self.sudo().with_company(job.company)._wac_job_send, args=job.args,
+                **job.options))
         QueueJob = self.env["queue.job"].sudo()
         waiting = set(QueueJob.search_fetch([
-            ("identity_key", "in", list(jobs)),
+            ("identity_key", "in", list(unique)),
             ("state", "in", ("wait_dependencies", "pending", "enqueued"))],
             ["identity_key"]).mapped("identity_key"))
         QueueJob.with_context(_job_edit_sentinel=QueueJob.EDIT_SENTINEL,
                               tracking_disable=True).create([
-            job._store_values(create=True) for key, job in jobs.items() if key not in waiting])
+            job._store_values(create=True) for key, job in unique.items() if key not in waiting])
 
     @api.model
-    def _wac_drop_jobs(self, event_ids, kinds=None, partner_ids=None):
-        """Cancel the queued, not yet started jobs of these events (optionally only some
-        message types or attendees). A job already running re-checks its relevance anyway."""
-        if not event_ids:
+    def _wac_drop_jobs(self, events, kinds=None, partner_ids=None):
+        """Cancel the queued, not yet started send jobs of these events (optionally only some
+        message types or attendees). A job already running re-checks its relevance anyway.
+
+        Two kinds of job are not simply dropped. The job of a message whose attempt is open
+        (Meta's answer was lost) is kept: it is the one that settles it, and the follow-ups
+        wait for that outcome. A message that a dropped job left *pending* (Meta throttled or
+        refused it for now) is withdrawn, so that no row waits for a job that will never come.
+        """
+        if not events:
             return 0
         domain = [("state", "in", ("pending", "enqueued", "wait_dependencies")),
                   ("method_name", "=", "_wac_job_send"), ("model_name", "=", self._name)]
-        patterns = ["wac:%d:%%" % event_id for event_id in event_ids]
+        patterns = ["wac:%d:%%" % event_id for event_id in events.ids]
         domain += ["|"] * (len(patterns) - 1) + [("identity_key", "=like", p) for p in patterns]
         jobs = self.env["queue.job"].sudo().search(domain)
         doomed = jobs.filtered(lambda j: self._wac_key_matches(
             j.identity_key, kinds, partner_ids))
-        if doomed:
-            doomed.button_cancelled()
+        if not doomed:
+            return 0
+        waiting = self.env["wac.message"].sudo().search([
+            ("company_id", "in", events.sudo().wa_company_id.ids),
+            ("wa_send_key", "in", doomed.mapped("identity_key")),
+            ("wamid", "=", False), ("status", "=", "pending")])
+        settling = set(waiting.filtered("wa_attempt_open").mapped("wa_send_key"))
+        doomed = doomed.filtered(lambda j: j.identity_key not in settling)
+        waiting.filtered(lambda m: not m.wa_attempt_open)._wac_withdraw(self.env._(
+            "The appointment changed before this message could be sent."))
+        doomed.button_cancelled()
         return len(doomed)
 
     @staticmethod
     def _wac_key_matches(key, kinds, partner_ids):
-        parts = (key or "").split(":")
-        if len(parts) != 5:
+        parsed = parse_send_key(key)
+        if not parsed:
             return False
-        if kinds and parts[2] not in kinds:
+        if kinds and parsed.kind not in kinds:
             return False
-        return not partner_ids or int(parts[3]) in partner_ids
+        return not partner_ids or parsed.partner_id in partner_ids
 
     # ------------------------------------------------------------
     # CALENDAR HOOKS
@@ -640,14 +702,20 @@ class WacSend(models.AbstractModel):
 
     @api.model
     def _wac_events_moved(self, events):
-        """The start changed: the customers who already heard of the appointment get the
-        reschedule, the others its confirmation; the reminder moves either way."""
-        self._wac_drop_jobs(events.ids, kinds=("confirmation", "reminder", "reschedule"))
+        """The start changed: the customers who heard of the appointment, or may be hearing of
+        it right now (a message in flight), get the reschedule, which waits for that message's
+        outcome (:meth:`_wac_follow_up`); the others get the confirmation of the new time. The
+        reminder moves either way."""
+        self._wac_drop_jobs(events, kinds=("confirmation", "reminder", "reschedule"))
+        customers = self._wac_recipients_of(events)
+        heard = self.env["wac.message"]._wac_heard(
+            events.sudo().wa_company_id.ids, events.ids,
+            self.env["res.partner"].union(*customers.values()).ids)
+        told = heard.informed | heard.unsettled
         items = []
         for event in events:
-            partners = self._wac_recipients(event)
-            informed = self.env["res.partner"].browse(
-                self._wac_informed(event.wa_company_id, event.id, partners.ids))
+            partners = customers[event]
+            informed = partners.filtered(lambda p, e=event: (e.id, p.id) in told)
             if informed:
                 items.append((event, ("reschedule",), informed, None))
             if partners - informed:
@@ -659,16 +727,16 @@ class WacSend(models.AbstractModel):
     def _wac_events_cancelled(self, events, snapshots=None):
         """Archived or deleted: pending messages are dropped, and the customers who were
         told about the appointment get the cancellation (the job checks that)."""
-        self._wac_drop_jobs(events.ids, kinds=("confirmation", "reminder", "reschedule"))
+        self._wac_drop_jobs(events, kinds=("confirmation", "reminder", "reschedule"))
         snapshots = snapshots or {}
-        self._wac_plan([(event, ("cancellation",), partners, snapshots.get(event.id))
-                        for event, partners in ((e, self._wac_recipients(e)) for e in events)
-                        if partners])
+        customers = self._wac_recipients_of(events)
+        self._wac_plan([(event, ("cancellation",), customers[event], snapshots.get(event.id))
+                        for event in events if customers[event]])
 
     @api.model
     def _wac_attendees_changed(self, event, added, removed):
         if removed:
-            self._wac_drop_jobs(event.ids, partner_ids=set(removed.ids),
+            self._wac_drop_jobs(event, partner_ids=set(removed.ids),
                                 kinds=("confirmation", "reminder", "reschedule"))
         items = []
         if added:
@@ -829,31 +897,27 @@ class WacSend(models.AbstractModel):
 
         blocker = self._wac_company_blocker(company, account)
         if blocker:
-            return self._wac_skip(event, partner, kind, blocker[0])
+            return self._wac_skip(message, event, partner, kind, blocker[0])
         data = snapshot or (self._wac_event_data(event) if event else None)
-        reason = self._wac_irrelevant(kind, event, data, partner, start, company)
+        reason = self._wac_irrelevant(kind, event, data, partner, start) or \
+            self._wac_follow_up(kind, company, data, partner, key)
         if reason:
-            return self._wac_skip(event, partner, kind, reason)
+            return self._wac_skip(message, event, partner, kind, reason)
 
         number = self._wac_number(partner, company)
-        if not number:
-            return self._wac_skip(event, partner, kind, self.env._(
-                "%(name)s has no mobile number usable on WhatsApp.", name=partner.name))
-        digits = wa_phone.wa_digits(number)
+        digits = wa_phone.wa_digits(number) if number else None
         pilot = account._pilot_numbers()
-        if pilot and digits not in pilot:
-            return self._wac_skip(event, partner, kind, self.env._(
-                "%(name)s is not in the pilot allowlist.", name=partner.name))
         contact = self.env["wac.contact"].search_fetch([
             ("company_id", "=", company.id), ("phone_key", "=", wa_phone.canonical(digits))],
-            SEND_FIELDS["wac.contact"], limit=1)
-        if contact.opted_out:
-            return self._wac_skip(event, partner, kind, self.env._(
-                "%(name)s opted out of automated WhatsApp messages.", name=partner.name))
+            SEND_FIELDS["wac.contact"], limit=1) if digits else self.env["wac.contact"]
+        reason = self._wac_recipient_refusal(partner, number, company, pilot,
+                                             opted_out=contact.opted_out)
+        if reason:
+            return self._wac_skip(message, event, partner, kind, reason)
 
         mapping = self._wac_mapping(company, kind, partner.lang)
         if not mapping:
-            return self._wac_skip(event, partner, kind, self.env._(
+            return self._wac_skip(message, event, partner, kind, self.env._(
                 "No approved template is mapped for the %(kind)s message.",
                 kind=self._wac_kind_label(kind)))
         vals = {
@@ -897,7 +961,8 @@ class WacSend(models.AbstractModel):
             count = self.env["wac.message"].search_count([
                 ("company_id", "=", company.id), ("contact_id", "=", contact.id),
                 ("direction", "=", "out"), ("source", "=", "api"),
-                ("create_date", ">=", since), ("status", "not in", ("failed", "dry_run")),
+                ("create_date", ">=", since),
+                ("status", "not in", ("failed", "dry_run", "withdrawn")),
                 ("id", "!=", message.id or 0)])
             if count >= account.recipient_daily_cap:
                 return self._wac_fail(message, vals, event, partner, kind, self.env._(
@@ -961,7 +1026,7 @@ class WacSend(models.AbstractModel):
     # -- relevance ---------------------------------------------------------------------------
 
     @api.model
-    def _wac_irrelevant(self, kind, event, data, partner, start, company):
+    def _wac_irrelevant(self, kind, event, data, partner, start):
         """Why this message no longer makes sense, or ``None``."""
         _ = self.env._
         if not partner:
@@ -977,9 +1042,6 @@ class WacSend(models.AbstractModel):
         if kind == "cancellation":
             if event and event.active and partner in attendee_partners:
                 return _("The appointment is active again.")
-            if partner.id not in self._wac_informed(company, data["id"], [partner.id]):
-                return _("Nothing was sent to %(name)s about it, so no cancellation either.",
-                         name=partner.name)
             return None
         if not event:
             return _("The appointment was deleted.")
@@ -991,6 +1053,39 @@ class WacSend(models.AbstractModel):
         if kind == "reminder" and attendee.state == "declined":
             return _("%(name)s declined the appointment.", name=partner.name)
         return None
+
+    @api.model
+    def _wac_follow_up(self, kind, company, data, partner, key):
+        """Whether a reschedule or a cancellation goes: it follows what the customer heard.
+
+        While an earlier message to the customer about this appointment is in flight (its
+        attempt open, or its job running) the outcome is not known: wait for it, or for its
+        *uncertain* verdict, which counts as heard (better a needless word than a customer at
+        an appointment that no longer exists). Then a cancellation goes only to a customer
+        who heard of the appointment. A reschedule to one who never did becomes the
+        confirmation of the new time.
+
+        :returns: why this message does not go, or ``None``
+        :raises RetryableJobError: an earlier message is still in flight
+        """
+        if kind not in FOLLOW_UPS:
+            return None
+        heard = self.env["wac.message"]._wac_heard(company.ids, [data["id"]], [partner.id],
+                                                   exclude_key=key)
+        pair = (data["id"], partner.id)
+        if pair in heard.unsettled:
+            raise RetryableJobError(
+                "Waiting for the outcome of an earlier message to this attendee",
+                seconds=FOLLOW_UP_WAIT, ignore_retry=True)
+        if pair in heard.informed:
+            return None
+        if kind == "cancellation":
+            return self.env._("Nothing was sent to %(name)s about it, so no cancellation "
+                              "either.", name=partner.name)
+        self._wac_enqueue(self._wac_send_job(company, data["id"], "confirmation", partner,
+                                             start_key(data["start"]), title=data["name"]))
+        return self.env._("%(name)s never heard of the earlier time: the confirmation of the "
+                          "new time goes instead.", name=partner.name)
 
     @api.model
     def _wac_check_quiet_hours(self, account, company, data):
@@ -1075,7 +1170,7 @@ class WacSend(models.AbstractModel):
                 account.with_env(env), [(digits, None, partner.name)],
                 partners={digits: partner.with_env(env)})
             vals = dict(vals, contact_id=contacts[digits].id)
-        vals = dict(vals, status="pending", wa_attempt_open=True,
+        vals = dict(vals, status="pending", wa_attempt_open=True, wa_uncertain=False,
                     wa_attempt_at=fields.Datetime.now(), wa_retry_confirmed=False,
                     error_code=False, error_title=False, error_details=False)
         if message:
@@ -1112,41 +1207,15 @@ class WacSend(models.AbstractModel):
 
     def _wac_settle_open_attempt(self, message, event):
         """An attempt was left open (crash or lost answer): adopt the wamid of a status
-        webhook carrying our send key, or wait, or give the decision to a person."""
-        status = self.env["wac.message.status"].search([
-            ("company_id", "=", message.company_id.id),
-            ("biz_opaque_callback_data", "=", message.wa_send_key)], order="id", limit=1)
-        if status:
-            self._wac_close_attempt(message.id, {
-                "wamid": status.wamid, "wa_attempt_open": False, "status": "accepted",
-                "recipient_wa_id": status.recipient_id or message.recipient_wa_id,
-                "error_code": False, "error_title": False, "error_details": False,
-            })
-            self._wac_log(event, self.env._(
-                "WhatsApp %(kind)s to %(name)s: Meta's answer was lost, but its status webhook "
-                "proves the message was accepted (%(wamid)s); it is not sent again.",
-                kind=self._wac_kind_label(message.wa_kind), name=message.wa_partner_id.name,
-                wamid=status.wamid))
-            return "adopted %s from a status webhook" % status.wamid
-        grace = int(self.env["ir.config_parameter"].sudo().get_param(PARAM_GRACE)
-                    or DEFAULT_GRACE)
-        age = (fields.Datetime.now() - (message.wa_attempt_at or fields.Datetime.now())
-               ).total_seconds()
-        if age < grace:
+        webhook carrying our send key, or wait, or give the decision to a person
+        (``wac.message._wac_try_settle``)."""
+        verdict = message._wac_try_settle(event)
+        if verdict is None:
             raise RetryableJobError(
                 "Waiting for Meta's status of an attempt whose answer was lost",
-                seconds=max(1, min(30, math.ceil(grace - age))), ignore_retry=True)
-        reason = self.env._(
-            "Uncertain: Meta may have sent it. The answer to the send was lost and no status "
-            "arrived within %(minutes)s minutes. Check the customer's chat on the phone or in "
-            "WhatsApp Manager, then press Retry only if it was not sent.",
-            minutes=round(grace / 60))
-        self._wac_close_attempt(message.id, {
-            "status": "failed", "wa_attempt_open": False,
-            "error_title": self.env._("Uncertain: Meta may have sent it"),
-            "error_details": reason})
-        self._wac_log(event, reason, activity=True)
-        return "uncertain"
+                seconds=max(1, min(30, math.ceil(message._wac_grace() - message._wac_age()))),
+                ignore_retry=True)
+        return verdict
 
     def _wac_fail(self, message, vals, event, partner, kind, reason):
         """Record a message that will not be sent without a person's action."""
@@ -1162,8 +1231,11 @@ class WacSend(models.AbstractModel):
                                         reason=reason))
         return "failed: %s" % reason
 
-    def _wac_skip(self, event, partner, kind, reason):
-        """Nothing is sent and nothing needs doing: say why on the appointment."""
+    def _wac_skip(self, message, event, partner, kind, reason):
+        """Nothing is sent and nothing needs doing: say why on the appointment, and withdraw
+        the message if an earlier attempt left it *pending*."""
+        if message.status == "pending" and not (message.wamid or message.wa_attempt_open):
+            message._wac_withdraw(reason)
         self._wac_log(event, self.env._(
             "WhatsApp %(kind)s to %(name)s not sent: %(reason)s",
             kind=self._wac_kind_label(kind), name=partner.name or "?", reason=reason))
@@ -1352,7 +1424,7 @@ class WacSend(models.AbstractModel):
         else:
             if attendee.state != "declined":
                 attendee.do_decline()
-            self._wac_drop_jobs(event.ids, kinds=("reminder",),
+            self._wac_drop_jobs(event, kinds=("reminder",),
                                 partner_ids={attendee.partner_id.id})
             text = _("%(name)s cancelled the appointment of %(when)s on WhatsApp (\"%(answer)s\").",
                      name=attendee.partner_id.name, when=when, answer=answer)

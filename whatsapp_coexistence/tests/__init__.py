@@ -8,6 +8,7 @@ from . import test_ui
 from . import test_automation
 from . import test_send
 from . import test_automation_reply, test_template
+from . import test_automation_settle
 from . import test_rate_limit
 from . import test_onboarding
 from . import test_readiness

@@ -6,15 +6,22 @@ test transaction (as savepoints) and see the test's companies; the rate-limiter 
 (``test_rate_limit``) opens real connections instead.
 """
 
+import threading
+import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from unittest.mock import patch
 
 from odoo import fields
 
 from odoo.addons.queue_job.exception import RetryableJobError
+from odoo.addons.queue_job.job import Job
 from odoo.addons.queue_job.tests.common import trap_jobs
 
+from ..models.wac_send import parse_send_key
 from ..tools.fake_graph.state import GraphError
 from ..tools.wa_cloud import template_library, webhook
+from ..tools.wa_cloud.client import GraphClient
 from .common import CLINIC, SALON, WacTransactionCase
 
 # A Tuesday; 17:30 UTC is 14:30 in São Paulo (no daylight saving time since 2019).
@@ -189,6 +196,105 @@ class WacAutomationMixin:
 
     def age_attempt(self, message, seconds):
         message.write({"wa_attempt_at": fields.Datetime.now() - timedelta(seconds=seconds)})
+
+    # ------------------------------------------------------------
+    # The job runner and Meta's timing
+    # ------------------------------------------------------------
+
+    def send_jobs(self, event, states=("pending",)):
+        """The stored send jobs of ``event`` in ``states``, oldest first."""
+        return self.env["queue.job"].search([
+            ("method_name", "=", "_wac_job_send"), ("state", "in", states),
+            ("identity_key", "=like", "wac:%d:%%" % event.id)], order="id")
+
+    def run_job(self, record):
+        """Run one stored job as queue_job's runner does: *started* is stored before the job
+        runs, then the job ends *done*, or *pending* again when it asks to be postponed.
+
+        :returns: the job's result, or the ``RetryableJobError`` it raised
+        """
+        job = Job.load(self.env, record.uuid)
+        job.set_started()
+        job.store()
+        try:
+            result = job.perform()
+        except RetryableJobError as error:
+            job.postpone(result=str(error), seconds=error.seconds)
+            job.set_pending(reset_retry=False)
+            job.store()
+            return error
+        job.set_done()
+        job.store()
+        return result
+
+    def drain(self, event, rounds=4):
+        """Run the send jobs of ``event`` like free workers, ``rounds`` times: each round
+        runs every waiting job once, whatever its ``eta`` (a round stands for the seconds a
+        postponed job asked for)."""
+        results = []
+        for _round in range(rounds):
+            jobs = self.send_jobs(event)
+            if not jobs:
+                break
+            results += [self.run_job(job) for job in jobs]
+        return results
+
+    @contextmanager
+    def while_meta_holds_the_send(self, meanwhile):
+        """Meta takes its time with the next message send: ``meanwhile`` runs while that
+        request is at the fake Graph server (a ``latency`` fault holds it there).
+
+        Only the client's request seam is patched: the request itself goes to the fake over
+        HTTP, from a thread, and the test thread waits until the fake took the request's
+        fault (the request is in flight) before it runs ``meanwhile``, as another user and
+        another worker would.
+        """
+        original = GraphClient._send
+        todo = [meanwhile]
+
+        def send(client, method, url, **kwargs):
+            if not todo or not url.endswith("/messages"):
+                return original(client, method, url, **kwargs)
+            action, outcome = todo.pop(), {}
+
+            def call():
+                try:
+                    outcome["value"] = original(client, method, url, **kwargs)
+                except Exception as error:  # raised in the test thread below
+                    outcome["error"] = error
+
+            faults = len(self.fake.faults())
+            thread = threading.Thread(target=call)
+            thread.start()
+            deadline = time.monotonic() + 10
+            while len(self.fake.faults()) == faults and time.monotonic() < deadline:
+                time.sleep(0.01)
+            try:
+                action()
+            finally:
+                thread.join(30)
+            if "error" in outcome:
+                raise outcome["error"]
+            return outcome["value"]
+
+        with patch.object(GraphClient, "_send", send):
+            yield
+        self.assertFalse(todo, "no message was sent while Meta was expected to hold it")
+
+    def accepted(self, partner):
+        """What the fake Graph server accepted for ``partner``: ``[(kind, start key)]`` in
+        the order Meta accepted them, read from the send keys Meta echoes."""
+        keys = [parse_send_key(m["biz_opaque_callback_data"]) for m in self.fake.messages()]
+        return [(key.kind, key.start) for key in keys if key and key.partner_id == partner.id]
+
+    def assert_settled(self, event):
+        """Every message of ``event`` has a final state, and no send job is left."""
+        self.env.invalidate_all()
+        open_rows = self.env["wac.message"].search([
+            ("res_model", "=", "calendar.event"), ("res_id", "=", event.id),
+            "|", ("status", "=", "pending"), ("wa_attempt_open", "=", True)])
+        self.assertFalse(open_rows, "left unsettled: %s" % open_rows.mapped("wa_send_key"))
+        self.assertFalse(self.send_jobs(event, ("pending", "enqueued", "started")))
 
 
 class WacAutomationCase(WacAutomationMixin, WacTransactionCase):

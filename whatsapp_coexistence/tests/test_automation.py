@@ -204,6 +204,22 @@ class TestAutomationTriggers(WacAutomationCase):
         self.assertEqual({key[2] for key in self.job_calls(trap)}, {self.joao.id})
         self.assertIn("Maria Silva is not in the pilot allowlist", self.chatter(event))
 
+    def test_planner_and_job_refuse_a_recipient_in_the_same_words(self):
+        """One recipient check: what the planner wrote on the appointment is what the job
+        says when the customer opted out, or left the pilot list, after the planning."""
+        event = self.make_event(self.maria)
+        contacts = self.env["wac.contact"]._wac_resolve(self.account_a, [("5511991234567",
+                                                                         None, "Maria")])
+        contacts["5511991234567"]._wac_set_opt_out(True, "keyword SAIR")
+        job_reason = self.send(event, "confirmation", self.maria).removeprefix("skipped: ")
+        _trap, other = self.enqueue(self.make_event, self.maria)
+        self.assertIn("<li>%s</li>" % job_reason, self.chatter(other))
+        contacts["5511991234567"]._wac_set_opt_out(False, "keyword VOLTAR")
+        self.account_a.pilot_allowlist = "+55 11 98765-1234"
+        job_reason = self.send(event, "confirmation", self.maria).removeprefix("skipped: ")
+        _trap, other = self.enqueue(self.make_event, self.maria)
+        self.assertIn("<li>%s</li>" % job_reason, self.chatter(other))
+
     def test_partner_without_number(self):
         trap, event = self.enqueue(self.make_event, self.no_phone)
         trap.assert_jobs_count(0)

@@ -8,8 +8,11 @@ from odoo import fields
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
+from odoo.addons.queue_job.exception import RetryableJobError
+from odoo.addons.queue_job.tests.common import trap_jobs
+
 from ..const import PARAM_KILL_SWITCH, PARAM_PREFIX
-from ..models.wac_send import start_key
+from ..models.wac_send import JOB_MAX_RETRIES, start_key
 from .common import CLINIC, SALON
 from .common_automation import FUTURE_START, WacAutomationCase
 
@@ -92,8 +95,9 @@ class TestSend(WacAutomationCase):
         self.assertEqual(message.status_ids.mapped("status"), ["sent", "delivered", "read"])
 
     def test_named_library_template_and_sanitised_location(self):
+        self.send(self.event, "confirmation", self.maria)  # a reschedule follows something
         self.send(self.event, "reschedule", self.maria)  # mapped to the library template
-        (request,) = self.graph_requests(path_contains="/messages")
+        (_confirmation, request) = self.graph_requests(path_contains="/messages")
         template = request["json"]["template"]
         self.assertEqual(template["name"], "odoo_appointment_reschedule")
         self.assertEqual(template["components"][0], {"type": "body", "parameters": [
@@ -376,8 +380,6 @@ class TestSend(WacAutomationCase):
         self.assertEqual(len(self.graph_requests(path_contains="/messages")), 1)
         # The person checked the phone: Retry sends it.
         self.assertTrue(message.wa_can_retry)
-        from odoo.addons.queue_job.tests.common import trap_jobs
-
         with trap_jobs() as trap:
             message.action_wac_retry()
         trap.assert_jobs_count(1)
@@ -387,6 +389,34 @@ class TestSend(WacAutomationCase):
         audit = self.env["wac.audit.log"].search([("action", "=", "retry")])
         self.assertEqual((audit.res_id, audit.company_id, audit.old_value),
                          (message.id, self.company_a, "failed"))
+
+    def test_manual_retry_gets_every_attempt_again(self):
+        """After six refusals a manager presses Retry: the job is built like every send job
+        (the same retries) and Meta gets its six attempts again, not one."""
+        self.fake.add_fault(code=131016, match={"path": "/messages"}, times=6)
+        for _attempt in range(5):
+            self.send_postponed(self.event, "confirmation", self.maria)
+        with mute_logger(QUIET):
+            self.assertIn("failed", self.send(self.event, "confirmation", self.maria))
+        message = self.message_of(self.event, "confirmation", self.maria)
+        self.assertEqual(message.wa_attempts, 6)
+        self.fake.add_fault(code=131016, match={"path": "/messages"}, times=2)
+        with trap_jobs() as trap:
+            message.with_user(self.manager_a).action_wac_retry()
+        (call,) = trap.calls
+        self.assertEqual(call.properties["max_retries"], JOB_MAX_RETRIES)
+        self.assertEqual(call.properties["identity_key"], message.wa_send_key)
+        (job,) = trap.enqueued_jobs
+        outcomes = []
+        for _attempt in range(3):
+            try:  # not assertRaises: its rollback would undo what the job committed
+                outcomes.append(job.perform())
+            except RetryableJobError as error:
+                outcomes.append(error)
+        self.assertEqual([type(outcome) for outcome in outcomes[:2]], [RetryableJobError] * 2)
+        self.assertTrue(outcomes[2].startswith("sent"), outcomes[2])
+        self.assertRecordValues(message, [{"status": "accepted", "wa_attempts": 2}])
+        self.assertEqual(len(self.fake.messages()), 1)
 
     def test_timeout_is_retryable_and_uncertain(self):
         self.fake.add_fault(timeout=True, hang=4, match={"path": "/messages"})
