@@ -30,6 +30,8 @@ class TestConsoleUi(ConsoleMixin, ScreenshotMixin, WacHttpCase):
             self.shoot(browser, "e-overview", ".o_wac_overview .o_kanban_record", height=600)
             self.click(browser, ".o_kanban_record .o_wac_fig_failed_7d")
             self.shoot(browser, "e-drill-failed", ".o_list_view .o_data_row")
+            self.click(browser, ".o_list_view .o_data_row td.o_data_cell")
+            self.shoot(browser, "e-message", ".o_form_view [name=status]")
 
     def test_golive_gate_refuses_then_accepts(self):
         self.make_ready(self.account_a)
