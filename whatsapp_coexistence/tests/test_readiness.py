@@ -117,6 +117,11 @@ class TestReadiness(ConsoleMixin, WacTransactionCase):
             self.account_a.with_user(self.manager_b).action_wac_attest_support()
         account.action_wac_withdraw_support()
         self.assertFalse(self.items()["support"].ok)
+        logs = self.env["wac.audit.log"].search([("action", "=", "attest")], order="id")
+        self.assertEqual(logs.mapped(lambda log: (log.what, log.new_value, log.user_id)), [
+            ("Support process", "attested", self.manager_a),
+            ("Meta and WhatsApp policies", "attested", self.manager_a),
+            ("Support process", "withdrawn", self.manager_a)])
 
     def test_rendered_icons_are_empty_and_closed(self):
         """Each icon is an empty, closed element. A browser ignores "/>" on an element that is
