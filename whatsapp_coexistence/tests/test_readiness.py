@@ -18,7 +18,8 @@ class TestReadiness(ConsoleMixin, WacTransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.account_a.write({"last_check_ok": True})
+        # A tested coexistence number, as Test connection leaves it.
+        cls.account_a.write({"last_check_ok": True, "is_on_biz_app": True})
 
     def items(self, account=None):
         return {item.key: item for item in (account or self.account_a)._wac_readiness()}
