@@ -6,7 +6,9 @@
     "category": "Marketing/WhatsApp",
     "website": "https://github.com/whatsapp-coexistence/whatsapp_coexistence",
     "author": "whatsapp_coexistence developers",
+    "maintainers": ["whatsapp-coexistence"],
     "license": "AGPL-3",
+    "development_status": "Beta",
     "depends": ["mail", "calendar", "queue_job"],
     "external_dependencies": {"python": ["cryptography", "ijson", "phonenumbers", "requests"]},
     "data": [
