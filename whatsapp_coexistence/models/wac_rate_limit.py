@@ -118,7 +118,7 @@ def reserve_slot(cr, limits, max_wait, commit=True):
          [json.dumps(state) if limit.window else None
           for limit, state in zip(limits, result.new_tats)]))
     if commit:
-        cr.commit()
+        cr.commit()  # pylint: disable=invalid-commit
     return Slot(True, result.wait, result.slot)
 
 
@@ -137,7 +137,7 @@ def restamp_slot(cr, key, slot, moment):
     if moved != recent:
         cr.execute("UPDATE wac_rate_bucket SET recent = %s WHERE key = %s",
                    (json.dumps(moved), key))
-    cr.commit()
+    cr.commit()  # pylint: disable=invalid-commit
 
 
 class WacRateBucket(models.Model):

@@ -94,7 +94,8 @@ class SliceReader:
     def _next_slice(self):
         raise NotImplementedError
 
-    def read(self, size=-1):
+    # The file protocol's read(), not an Odoo ORM method: there is no super() to call.
+    def read(self, size=-1):  # pylint: disable=method-required-super
         """Return up to ``size`` bytes (all the rest when ``size`` is negative)."""
         want = size if size is not None and size >= 0 else float("inf")
         while len(self._buffer) < want and not self._eof:
