@@ -9,6 +9,16 @@ failed=0
 echo "== ruff"
 if command -v ruff >/dev/null; then ruff check . || failed=1; else echo "ruff not installed: skipped"; fi
 
+echo "== pylint-odoo (OCA's mandatory checks for 18.0: .pylintrc-mandatory)"
+if python3 -c "import pylint_odoo" 2>/dev/null && command -v oca-checks-odoo-module >/dev/null; then
+    pylint --rcfile=.pylintrc-mandatory --output-format=text whatsapp_coexistence || failed=1
+    # The XML, CSV and PO checks of that list now live in oca-odoo-pre-commit-hooks.
+    oca-checks-odoo-module --no-verbose --config=.oca_hooks.cfg whatsapp_coexistence || failed=1
+    oca-checks-po --no-verbose --config=.oca_hooks.cfg whatsapp_coexistence/i18n/*.po* || failed=1
+else
+    echo "pylint-odoo or oca-odoo-pre-commit-hooks not installed: skipped (requirements-dev.txt)"
+fi
+
 # shellcheck source=scripts/lib.sh
 . "$here/scripts/lib.sh"
 ensure_requirements
