@@ -147,7 +147,7 @@ registry.category("web_tour.tours").add("whatsapp_coexistence_monitoring_filters
         },
         {
             content: "Keep the calls with a missing or wrong signature",
-            trigger: ".o_filter_menu .o-dropdown-item:contains('Missing or wrong signature')",
+            trigger: ".o_filter_menu .o-dropdown-item:contains('Signature refused')",
             run: "click",
         },
         {
