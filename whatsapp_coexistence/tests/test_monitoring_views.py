@@ -44,7 +44,7 @@ class TestMonitoringViews(WacHttpCase):
         if node.get("date"):
             # A date filter: the field must exist and be a date(time) the model can sort on.
             self.assertIn(Model._fields[node.get("date")].type, ("date", "datetime"))
-            return Model.search(mine + [(node.get("date"), "!=", False)])
+            return Model.search([*mine, (node.get("date"), "!=", False)])
         if node.get("context"):
             group_by = safe_eval(node.get("context"))["group_by"].split(":")[0]
             return Model.read_group(mine, [group_by], [group_by])
