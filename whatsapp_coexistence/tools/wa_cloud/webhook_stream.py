@@ -1,8 +1,8 @@
 """Read webhook bodies as streams of JSON events: memory bounded by one message, not the payload.
 
-A ``history`` webhook carries up to 3 MB of messages, and decoding it at once costs about 9 MB
-of Python objects per MB of JSON (bench/README.md, "Memory"). Here the body is never decoded as
-a whole:
+A ``history`` webhook carries up to 3 MB of messages, and decoding it at once costs several
+times its size in Python objects (README, benchmarks, "Memory").
+Here the body is never decoded as a whole:
 
 * :func:`parse_body` splits a delivery body into :class:`~.webhook.Change` items exactly like
   ``webhook.parse_payload(json.loads(body))``, except that the ``value.history`` array of a
