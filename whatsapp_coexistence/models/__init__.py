@@ -21,5 +21,5 @@ from . import calendar_attendee
 from . import wac_audit_log
 from . import wac_attestation
 from . import wac_readiness
-from . import wac_account_readiness
-from . import wac_account_overview
+from . import wac_overview
+from . import wac_account_console

@@ -79,7 +79,7 @@ class ResConfigSettings(models.TransientModel):
         params = self.env["ir.config_parameter"].sudo()
         before = {name: params.get_param(self._fields[name].config_parameter)
                   for name in _AUDITED_PARAMS}
-        super().set_values()
+        res = super().set_values()
         for name, old in before.items():
             new = params.get_param(self._fields[name].config_parameter)
             if (old or False) != (new or False):
@@ -92,6 +92,7 @@ class ResConfigSettings(models.TransientModel):
             self._wac_audit(self._fields["wac_app_secret"].string,
                             SECRET_SET if had_secret else False,
                             SECRET_REPLACED if had_secret else SECRET_SET)
+        return res
 
     def _wac_audit(self, what, old, new):
         """An installation setting changed: an audit entry without company (admins only)."""

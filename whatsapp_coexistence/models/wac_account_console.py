@@ -1,11 +1,15 @@
-"""Readiness, the go-live gate and the audit of a company's WhatsApp settings.
+"""The operator console on a company's account: readiness, the go-live gate, the audit of its
+settings, and the figures of its overview card.
 
-Kept apart from ``wac_account.py`` (connection and credentials): this file is what decides
-whether a company may switch its automation on, and who changed what.
+Kept apart from ``wac_account.py`` (connection and credentials). The checks live in
+``wac.readiness`` and the counts in ``wac.overview``; this extension holds the fields the
+views show and the actions they call.
 """
 
 from odoo import fields, models
 from odoo.exceptions import AccessError, UserError
+
+from .wac_overview import COUNTED as OVERVIEW_COUNTED
 
 # Settings of a company whose changes are audited (old → new).
 AUDITED_FIELDS = [
@@ -28,6 +32,26 @@ class WacAccount(models.Model):
                                          copy=False)
     golive_override_on = fields.Datetime("Go-live forced on", readonly=True, copy=False)
     golive_override_reason = fields.Text("Why it was forced", readonly=True, copy=False)
+
+    # Overview card -----------------------------------------------------------------------------
+    ov_sent_24h = fields.Integer("Sent (24 h)", compute="_compute_overview")
+    ov_delivered_24h = fields.Integer("Delivered (24 h)", compute="_compute_overview")
+    ov_read_24h = fields.Integer("Read (24 h)", compute="_compute_overview")
+    ov_failed_24h = fields.Integer("Failed (24 h)", compute="_compute_overview")
+    ov_sent_7d = fields.Integer("Sent (7 days)", compute="_compute_overview")
+    ov_delivered_7d = fields.Integer("Delivered (7 days)", compute="_compute_overview")
+    ov_read_7d = fields.Integer("Read (7 days)", compute="_compute_overview")
+    ov_failed_7d = fields.Integer("Failed (7 days)", compute="_compute_overview")
+    ov_failure_rate_7d = fields.Float("Failure rate (7 days, %)", compute="_compute_overview",
+                                      digits=(5, 1))
+    ov_uncertain = fields.Integer("Uncertain", compute="_compute_overview",
+                                  help="Sends whose outcome is unknown or that failed without "
+                                  "an answer from Meta: a person checks and presses Retry.")
+    # Messages held while a company is paused: issue #11 fills it; until then nothing is held.
+    ov_held = fields.Integer("Held", compute="_compute_overview")
+    ov_jobs_waiting = fields.Integer("Jobs waiting", compute="_compute_overview")
+    ov_alerts = fields.Integer("Open alerts", compute="_compute_overview")
+    ov_last_webhook = fields.Datetime("Last webhook", compute="_compute_overview")
 
     def _compute_readiness(self):
         Readiness = self.env["wac.readiness"]
@@ -141,3 +165,64 @@ class WacAccount(models.Model):
             "target": "new",
             "context": {"default_account_id": self.id},
         }
+
+    # ------------------------------------------------------------
+    # OVERVIEW CARD
+    # ------------------------------------------------------------
+
+    def _compute_overview(self):
+        Overview = self.env["wac.overview"]
+        counts = Overview._wac_message_counts(self)
+        jobs = Overview._wac_jobs(self)
+        webhooks = Overview._wac_last_webhooks(self)
+        alerts = Overview._wac_alerts(self)
+        for account in self:
+            company = account.company_id.id
+            figures = dict.fromkeys(OVERVIEW_COUNTED, 0)
+            figures.update(counts.get(company, {}))
+            account.update(figures)
+            done = account.ov_sent_7d + account.ov_failed_7d
+            account.ov_failure_rate_7d = 100.0 * account.ov_failed_7d / done if done else 0.0
+            account.ov_held = 0
+            account.ov_jobs_waiting = jobs.get(company, 0)
+            account.ov_last_webhook = webhooks.get(company, False)
+            account.ov_alerts = alerts.get(account.id, 0)
+
+    def action_wac_open_figure(self):
+        """Open the list behind the figure named in the context key ``wac_figure``."""
+        self.ensure_one()
+        figure = self.env.context.get("wac_figure") or "sent_7d"
+        labels = {name[3:]: field.string for name, field in self._fields.items()
+                  if name.startswith("ov_")}
+        title = "%s · %s" % (self.company_id.name, labels.get(figure, figure))
+        if figure == "jobs":
+            return {"type": "ir.actions.act_window", "name": title, "res_model": "queue.job",
+                    "views": [(False, "list"), (False, "form")],
+                    "domain": self.env["wac.overview"]._wac_figure_domain(figure, self.company_id)}
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "whatsapp_coexistence.wac_message_action")
+        # The web client titles the breadcrumb with display_name when the action has one.
+        action.update(name=title, display_name=title, context={"create": False},
+                      domain=self.env["wac.overview"]._wac_figure_domain(figure, self.company_id))
+        return action
+
+    def action_wac_open_alerts(self):
+        self.ensure_one()
+        return {"type": "ir.actions.act_window", "res_model": "mail.activity",
+                "name": self.env._("%(company)s · Open alerts", company=self.company_id.name),
+                "views": [(False, "list"), (False, "form")],
+                "domain": [("res_model", "=", "wac.account"), ("res_id", "=", self.id)]}
+
+    def action_wac_open_webhooks(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "whatsapp_coexistence.wac_webhook_event_action")
+        title = self.env._("%(company)s · Webhooks", company=self.company_id.name)
+        action.update(domain=[("company_id", "=", self.company_id.id)], name=title,
+                      display_name=title)
+        return action
+
+    def action_wac_open_readiness(self):
+        self.ensure_one()
+        return {"type": "ir.actions.act_window", "res_model": "wac.account", "res_id": self.id,
+                "views": [(False, "form")]}
