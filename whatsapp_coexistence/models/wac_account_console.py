@@ -44,9 +44,10 @@ class WacAccount(models.Model):
     ov_failed_7d = fields.Integer("Failed (7 days)", compute="_compute_overview")
     ov_failure_rate_7d = fields.Float("Failure rate (7 days, %)", compute="_compute_overview",
                                       digits=(5, 1))
-    ov_uncertain = fields.Integer("Uncertain", compute="_compute_overview",
-                                  help="Sends whose outcome is unknown or that failed without "
-                                  "an answer from Meta: a person checks and presses Retry.")
+    ov_uncertain = fields.Integer("Uncertain sends", compute="_compute_overview",
+                                  help="Sends whose outcome is unknown, or whose answer was "
+                                  "lost (Meta may have sent them): a person checks the chat, "
+                                  "then presses Retry only if nothing went out.")
     # Messages held while a company is paused: issue #11 fills it; until then nothing is held.
     ov_held = fields.Integer("Held", compute="_compute_overview")
     ov_jobs_waiting = fields.Integer("Jobs waiting", compute="_compute_overview")

@@ -85,9 +85,8 @@ class WacOverview(models.AbstractModel):
                                              ("channel", "=like", "root.whatsapp%")]])
         if figure == "uncertain":
             return expression.AND([company, [
-                ("direction", "=", "out"), ("wa_send_key", "!=", False), "|",
-                ("wa_attempt_open", "=", True), "&", "&", ("status", "=", "failed"),
-                ("wamid", "=", False), ("error_code", "in", (0, False))]])
+                ("direction", "=", "out"), "|", ("wa_attempt_open", "=", True),
+                ("wa_uncertain", "=", True)]])
         name, period = figure.rsplit("_", 1)
         statuses = {"sent": SENT_STATUSES, "delivered": DELIVERED_STATUSES,
                     "read": READ_STATUSES, "failed": ("failed",)}[name]

@@ -51,7 +51,8 @@ class TestOverview(ConsoleMixin, WacTransactionCase):
     def test_uncertain_jobs_alerts_and_last_webhook(self):
         self.outbound(self.account_a, "pending", wa_send_key="wac:1:reminder:1:x",
                       wa_attempt_open=True, wamid=False)
-        self.outbound(self.account_a, "failed", wa_send_key="wac:2:reminder:1:x", wamid=False)
+        self.outbound(self.account_a, "failed", wa_send_key="wac:2:reminder:1:x", wamid=False,
+                      wa_uncertain=True)
         # A failure Meta explained is not uncertain.
         self.outbound(self.account_a, "failed", wa_send_key="wac:3:reminder:1:x", wamid=False,
                       error_code=131026)
