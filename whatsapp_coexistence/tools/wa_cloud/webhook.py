@@ -277,6 +277,38 @@ def change_errors(value):
     return _list(_dict(value).get("errors"))
 
 
+@dataclass(frozen=True)
+class ErrorInfo:
+    """One item of an ``errors[]`` array, typed (a status's, a message's or a change's).
+
+    :ivar code: Meta's error code, or ``None``
+    :ivar title: short title, or ``None``
+    :ivar details: ``error_data.details``, else ``message``, or ``None``
+    """
+
+    code: int | None
+    title: str | None
+    details: str | None
+
+
+#: PostgreSQL ``integer`` bounds: a code outside them is not one of Meta's.
+_INT4_MIN, _INT4_MAX = -(2**31), 2**31 - 1
+
+
+def error_info(errors):
+    """The first of ``errors`` (a list of dicts, maybe empty) as an :class:`ErrorInfo`.
+
+    :rtype: ErrorInfo
+    """
+    error = next(iter(_list(errors)), {})
+    code = _int(error.get("code"))
+    return ErrorInfo(
+        code=code if code is not None and _INT4_MIN <= code <= _INT4_MAX else None,
+        title=_key(error.get("title")),
+        details=_str(_get(error, "error_data", "details")) or _str(error.get("message")),
+    )
+
+
 # ---------------------------------------------------------------------------
 # Message content
 # ---------------------------------------------------------------------------
@@ -478,6 +510,16 @@ class StatusUpdate:
     pricing: dict | None
     errors: list
     raw: dict = dc_field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def pricing_category(self):
+        """``pricing.category`` (``utility``, ``service``...) or ``None``."""
+        return _key(_get(self.pricing, "category"))
+
+    @property
+    def pricing_type(self):
+        """``pricing.type`` (``regular``, ``free_customer_service``...) or ``None``."""
+        return _key(_get(self.pricing, "type"))
 
 
 def statuses(value):
