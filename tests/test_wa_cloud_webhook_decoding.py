@@ -173,3 +173,26 @@ def test_timestamps_out_of_every_range_never_raise(value):
     (message,) = inbound_messages(payload["entry"][0]["changes"][0]["value"])
     assert message.timestamp is None or isinstance(message.timestamp, int)
     assert webhook._int(value) == message.timestamp
+
+
+@pytest.mark.parametrize(("errors", "expected"), [
+    ([], (None, None, None)),
+    ("not a list", (None, None, None)),
+    ([{"code": 131049, "title": "Blocked", "error_data": {"details": "Pacing"}}],
+     (131049, "Blocked", "Pacing")),
+    ([{"code": "131026", "title": "T", "message": "M"}], (131026, "T", "M")),
+    ([{"code": 2**40, "title": ["x"], "error_data": "text"}], (None, None, None)),
+    ([{"code": "abc", "title": "a\x00b", "message": "bad \udfff"}], (None, "ab", "bad \ufffd")),
+])
+def test_error_info_is_typed_for_the_database(errors, expected):
+    info = webhook.error_info(errors)
+    assert (info.code, info.title, info.details) == expected
+
+
+def test_status_pricing_is_typed():
+    payload = payloads.statuses(pricing=True)
+    (status,) = webhook.statuses(payload["entry"][0]["changes"][0]["value"])
+    assert (status.pricing_category, status.pricing_type) == ("utility", "regular")
+    payload["entry"][0]["changes"][0]["value"]["statuses"][0]["pricing"] = {"category": [1]}
+    (status,) = webhook.statuses(payload["entry"][0]["changes"][0]["value"])
+    assert (status.pricing_category, status.pricing_type) == (None, None)
