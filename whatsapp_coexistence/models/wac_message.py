@@ -152,6 +152,13 @@ class WacMessage(models.Model):
         self.env["wac.message.status"].invalidate_model()
         wamids = list({u.wamid for u in updates if u.wamid})
         messages = self.search([("company_id", "=", company_id), ("wamid", "in", wamids)])
+        if messages:
+            # Statuses of one message come in several webhooks at once (sent, delivered): lock
+            # its row quietly first, so that a job that lost the race retries without the
+            # ORM's "bad query" error at the update.
+            self.env.cr.execute(
+                "SELECT id FROM wac_message WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+                [messages.ids], log_exceptions=False)
         messages._wac_attach_orphan_statuses()
 
     def _wac_attach_orphan_statuses(self):
