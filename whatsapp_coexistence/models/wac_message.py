@@ -339,9 +339,10 @@ class WacMessage(models.Model):
         def resolve(part):
             contacts = self.env["wac.contact"]._wac_resolve(
                 account, [(wa_id, None, None) for wa_id in part])
-            found.update((wa_id, contact.id) for wa_id, contact in contacts.items())
+            return {wa_id: contact.id for wa_id, contact in contacts.items()}
 
-        units.run("contact", missing, resolve)
+        for resolved in units.run("contact", missing, resolve):
+            found.update(resolved)
         return {wa_id: known[wa_id] if wa_id in known else found[wa_id]
                 for wa_id in wa_ids if wa_id in known or wa_id in found}
 
@@ -364,10 +365,9 @@ class WacMessage(models.Model):
                 units.settle("history message", position, msg, error)
                 continue
             rows.append(_HistoryRow(msg.raw, vals))
-        inserted = []
-        units.run("history message", rows, lambda part: inserted.extend(
-            self._wac_insert_history([row.vals for row in part]).ids))
-        return len(set(inserted))
+        inserted = units.run("history message", rows, lambda part: len(
+            self._wac_insert_history([row.vals for row in part])))
+        return sum(inserted)
 
     @api.model
     def _wac_history_vals(self, account, wa_id, msg, business_number, contact_ids):

@@ -342,14 +342,10 @@ class WacWebhookEvent(models.Model):
 
     def _wac_handle_smb_app_state_sync(self, account, value, units):
         Contact = self.env["wac.contact"].sudo()
-        counts = {"added": 0, "removed": 0}
-
-        def apply(batch):
-            for key, count in Contact._wac_ingest_state_sync(account, batch).items():
-                counts[key] += count
-
-        units.run("contact", webhook.state_sync(value), apply)
-        return "%(added)d contact(s) added or edited, %(removed)d removed" % counts
+        counts = units.run("contact", webhook.state_sync(value),
+                           lambda batch: Contact._wac_ingest_state_sync(account, batch))
+        return "%d contact(s) added or edited, %d removed" % (
+            sum(c["added"] for c in counts), sum(c["removed"] for c in counts))
 
     def _wac_handle_account_update(self, account, value, units):
         return "; ".join(account._wac_apply_account_update(update)

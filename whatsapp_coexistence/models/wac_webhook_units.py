@@ -107,29 +107,36 @@ class Units:
         :param str kind: what the items are, for the record of a failure
         :param apply: callable taking a list of items; it may be called several times, so it
             must be idempotent (every handler deduplicates by Meta's ids)
+        :return: what each call of ``apply`` that was kept returned (a call whose savepoint
+            was rolled back returns nothing: its ids no longer exist)
+        :rtype: list
         :raises: the error of a unit classified :data:`RETRY` (the event is retried)
         """
         items = list(items)
         if not items:
-            return
+            return []
         try:
             with self._cr.savepoint():
-                apply(items)
-            return
+                result = apply(items)
+            return [result]
         except Exception as error:  # unit boundary: classified, a failure is recorded
             if classify(error) == RETRY:
                 raise
             if len(items) == 1:
                 self.settle(kind, 0, items[0], error)
-                return
+                return []
+        results = []
         for position, item in enumerate(items):
             try:
                 with self._cr.savepoint():
-                    apply([item])
+                    result = apply([item])
             except Exception as error:  # unit boundary: classified, a failure is recorded
                 if classify(error) == RETRY:
                     raise
                 self.settle(kind, position, item, error)
+            else:
+                results.append(result)
+        return results
 
     def settle(self, kind, position, item, error):
         """Record that ``item`` failed with ``error``, unless the error means it is stored."""

@@ -93,6 +93,24 @@ class TestWebhookPoison(WacHttpCase):
         self.assertIn("99999999999999999999", event.error)
         self.assertEqual(delivery.state, "partial")
 
+    def test_one_bad_timestamp_in_a_history_chunk(self):
+        thread = {"id": "5511990000004", "messages": [
+            {"from": "5511990000004", "id": "wamid.H%d" % n, "timestamp": timestamp,
+             "type": "text", "text": {"body": "h%d" % n}}
+            for n, timestamp in enumerate(("1739230955", "1e300", "1739230957"))]}
+        delivery = self.deliver(with_good_neighbour(
+            change_of(P.history_chunk(threads=[thread], progress=100))))
+        self.assert_good_neighbour_stored()
+        stored = self.env["wac.message"].search([("wamid", "like", "wamid.H")])
+        self.assertEqual(sorted(stored.mapped("wamid")), ["wamid.H0", "wamid.H2"])
+        event = self.events(delivery)[1]
+        self.assertEqual((event.state, event.summary),
+                         ("partial", "2 history message(s) imported"))
+        self.assertIn("history message #2", event.error)
+        self.assertIn("1e300", event.error)
+        self.assertRecordValues(self.account_a, [{"history_state": "done",
+                                                  "history_messages": 2}])
+
     def test_history_media_holding_the_same_message_twice(self):
         payload = P.history_media(wamid="wamid.MEDIA.TWICE")
         messages = change_of(payload)["value"]["messages"]
