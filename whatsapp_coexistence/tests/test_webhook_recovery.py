@@ -62,6 +62,35 @@ class TestWebhookRecovery(WacHttpCase):
         self.assertEqual(set(events.mapped("state")), {"done"})
         self.assertEqual(set(events.delivery_id.mapped("state")), {"done"})
 
+    def test_message_stored_meanwhile_by_another_job_is_already_there(self):
+        """A unique key that means "stored by someone else" is success, not a retry."""
+        main = self.env.ref("base.main_company")
+        account = self._wac_account(main, {
+            "waba_id": "302290129340398", "phone_number_id": "306540352242922",
+            "display_phone_number": "+55 31 99999-0000", "token": "EAAGfakemain00000000000003"})
+        # Another job stored the message and committed, after this transaction's snapshot.
+        other = db_connect(self.env.cr.dbname).cursor()
+        self.addCleanup(other.close)
+        other.execute(
+            "INSERT INTO wac_message (company_id, wamid, direction, source, body)"
+            " VALUES (%s, 'wamid.MEANWHILE', 'in', 'customer', 'first copy') RETURNING id",
+            [main.id])
+        message_id = other.fetchone()[0]
+        other.commit()
+        self.addCleanup(lambda: (other.execute("DELETE FROM wac_message WHERE id = %s",
+                                               [message_id]), other.commit()))
+        payload = P.inbound_text(wamid="wamid.MEANWHILE", phone_number_id="306540352242922",
+                                 waba_id="302290129340398")
+        payload["entry"][0]["changes"].append(P.inbound_text(
+            wamid="wamid.BESIDE", phone_number_id="306540352242922")["entry"][0]["changes"][0])
+        with mute_logger(*QUIET, "odoo.sql_db"), self.processing():
+            self.post_webhook(payload)
+        events = self.env["wac.webhook.event"].search([("account_id", "=", account.id)])
+        self.assertEqual(events.mapped("state"), ["done", "done"], events.mapped("error"))
+        self.assertTrue(self.env["wac.message"].search([("wamid", "=", "wamid.BESIDE")]))
+        self.assertFalse(self.env["wac.message"].search([("wamid", "=", "wamid.MEANWHILE")]),
+                         "the insert met the other job's row: only that one exists")
+
     def test_conflict_is_retried_quietly_with_jitter_then_recorded(self):
         delivery = self.split(P.statuses(items=(("wamid.LOCKED", "sent", "1750030073"),)))
         event = delivery.event_ids
