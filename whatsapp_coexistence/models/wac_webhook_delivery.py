@@ -42,36 +42,29 @@ DELIVERY_STATES = [
     ("ignored", "Ignored"),
 ]
 
-# Store a delivery, or count a byte-identical redelivery, in one statement. A redelivery only
-# inserts a row elsewhere: it never updates the delivery row that its first copy's job writes.
+# Store a delivery. A byte-identical redelivery stores nothing here (DO NOTHING): it never
+# updates the delivery row that its first copy's job writes, and is counted elsewhere.
 _STORE_SQL = """
-    WITH stored AS (
-        INSERT INTO wac_webhook_delivery
-               (received_at, body, body_sha256, signature, remote_addr, size, state,
-                create_date, write_date, create_uid, write_uid)
-        VALUES (now() at time zone 'UTC', %(body)s, %(sha)s, %(sig)s, %(addr)s, %(size)s,
-                'received', now() at time zone 'UTC', now() at time zone 'UTC',
-                %(uid)s, %(uid)s)
-        ON CONFLICT (body_sha256) DO NOTHING
-        RETURNING id
-    ), again AS (
+    INSERT INTO wac_webhook_delivery
+           (received_at, body, body_sha256, signature, remote_addr, size, state,
+            create_date, write_date, create_uid, write_uid)
+    VALUES (now() at time zone 'UTC', %(body)s, %(sha)s, %(sig)s, %(addr)s, %(size)s,
+            'received', now() at time zone 'UTC', now() at time zone 'UTC', %(uid)s, %(uid)s)
+    ON CONFLICT (body_sha256) DO NOTHING
+    RETURNING id
+"""
+# Count a redelivery (a row of its own, only ever inserted) and tell whether its first copy was
+# queued (one this snapshot cannot see counts as not queued: the dispatcher check is cheap).
+_REDELIVERY_SQL = """
+    WITH counted AS (
         INSERT INTO wac_webhook_redelivery
                (body_sha256, received_at, remote_addr, create_date, write_date, create_uid,
                 write_uid)
-        SELECT %(sha)s, now() at time zone 'UTC', %(addr)s, now() at time zone 'UTC',
-               now() at time zone 'UTC', %(uid)s, %(uid)s
-         WHERE NOT EXISTS (SELECT FROM stored)
+        VALUES (%(sha)s, now() at time zone 'UTC', %(addr)s, now() at time zone 'UTC',
+                now() at time zone 'UTC', %(uid)s, %(uid)s)
     )
-    SELECT EXISTS (SELECT FROM stored),
-           EXISTS (SELECT FROM wac_webhook_delivery
+    SELECT EXISTS (SELECT FROM wac_webhook_delivery
                     WHERE body_sha256 = %(sha)s AND dispatched_at IS NOT NULL)
-"""
-_REDELIVERY_SQL = """
-    INSERT INTO wac_webhook_redelivery
-           (body_sha256, received_at, remote_addr, create_date, write_date, create_uid,
-            write_uid)
-    VALUES (%(sha)s, now() at time zone 'UTC', %(addr)s, now() at time zone 'UTC',
-            now() at time zone 'UTC', %(uid)s, %(uid)s)
 """
 
 
@@ -210,11 +203,14 @@ class WacWebhookDelivery(models.Model):
         cr = self.env.cr
         try:
             cr.execute(_STORE_SQL, params, log_exceptions=False)
-            stored, dispatched = cr.fetchone()
+            stored = bool(cr.fetchone())
         except psycopg2.errors.SerializationFailure:
             cr.rollback()
+            stored = False
+        dispatched = False
+        if not stored:
             cr.execute(_REDELIVERY_SQL, params)
-            stored, dispatched = False, False
+            dispatched = cr.fetchone()[0]
         # Store first: once this commit returns the delivery is durable, whatever happens next.
         # It is also what makes the dispatcher check race-free (_wac_ensure_dispatcher).
         cr.commit()
