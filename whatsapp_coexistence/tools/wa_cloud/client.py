@@ -418,16 +418,18 @@ class GraphClient:
             if isinstance(item, dict)
         )
 
-    def debug_token(self, input_token):
+    def debug_token(self, input_token=None):
         """``GET /debug_token?input_token=...`` with the app token (``app_id|app_secret``).
 
         A System User token answers ``expires_at: 0`` (it never expires); a user token has a
         date. An invalid token is an answer (``is_valid: false``), not an error.
         https://developers.facebook.com/docs/graph-api/reference/debug_token
 
-        :param str input_token: the token to inspect (a secret: masked in errors)
+        :param str input_token: the token to inspect (a secret: masked in errors); defaults to
+            this client's own token
         :rtype: TokenHealth
         """
+        input_token = input_token or self._access_token
         if not (self.app_id and self._app_secret):
             raise ValueError("app_id and app_secret are required to debug a token")
         if not input_token:
