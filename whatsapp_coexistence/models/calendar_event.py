@@ -1,9 +1,6 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-# Context key: the calendar change comes from this addon and must not plan messages.
-NO_AUTOMATION = "wac_no_automation"
-
 
 class CalendarEvent(models.Model):
     """Appointments trigger WhatsApp messages: created → confirmation (+ reminder), moved →
@@ -70,12 +67,11 @@ class CalendarEvent(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         events = super().create(vals_list)
-        if not self.env.context.get(NO_AUTOMATION):
-            self.env["wac.send"]._wac_events_created(events)
+        self.env["wac.send"]._wac_events_created(events)
         return events
 
     def write(self, vals):
-        if self.env.context.get(NO_AUTOMATION) or not self:
+        if not self:
             return super().write(vals)
         Send = self.env["wac.send"]
         watch_start = bool({"start", "start_date", "allday"} & set(vals))
@@ -119,7 +115,7 @@ class CalendarEvent(models.Model):
         return result
 
     def unlink(self):
-        if self and not self.env.context.get(NO_AUTOMATION):
+        if self:
             Send = self.env["wac.send"]
             live = self.sudo().filtered("active")
             Send._wac_events_cancelled(

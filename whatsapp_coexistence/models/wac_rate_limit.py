@@ -1,6 +1,5 @@
 import json
 import logging
-import time
 from typing import NamedTuple
 
 from odoo import api, fields, models
@@ -118,7 +117,7 @@ def reserve_slot(cr, limits, max_wait, commit=True):
          [json.dumps(state) if limit.window else None
           for limit, state in zip(limits, result.new_tats)]))
     if commit:
-        cr.commit()
+        cr.commit()  # pylint: disable=invalid-commit
     return Slot(True, result.wait, result.slot)
 
 
@@ -137,7 +136,7 @@ def restamp_slot(cr, key, slot, moment):
     if moved != recent:
         cr.execute("UPDATE wac_rate_bucket SET recent = %s WHERE key = %s",
                    (json.dumps(moved), key))
-    cr.commit()
+    cr.commit()  # pylint: disable=invalid-commit
 
 
 class WacRateBucket(models.Model):
@@ -162,24 +161,6 @@ class WacRateBucket(models.Model):
                          "limit counted per window.")
 
     _sql_constraints = [("key_uniq", "unique(key)", "One state per rate-limit key.")]
-
-    @api.model
-    def _wac_reserve(self, limits, max_wait=1.0, sleep=True):
-        """Reserve the next slot allowed by every limit, in a short transaction of its own.
-
-        When the slot is at most ``max_wait`` seconds away it is reserved, and (with
-        ``sleep``) this method sleeps until then: senders leave in slot order and the rate is
-        never exceeded. Otherwise nothing is reserved and the wait is returned, for the caller
-        to postpone its job.
-
-        :param limits: :class:`LimitSpec` or tuples of its fields
-        :returns: ``(allowed, wait_seconds)``
-        """
-        with self.env.registry.cursor() as cr:
-            allowed, wait, _slot = reserve_slot(cr, limits, max_wait)
-        if allowed and sleep and wait > 0:
-            time.sleep(wait)
-        return allowed, wait
 
     @api.model
     def _wac_push_back(self, key, seconds, company_id=None):

@@ -1138,10 +1138,10 @@ class WacSend(models.AbstractModel):
                                     seconds=max(1, math.ceil(reserved.wait)), ignore_retry=True)
         due = time.monotonic() + reserved.wait  # the slot, on this process's clock
         if reserved.wait > SAME_TRANSACTION_WAIT:
-            cr.commit()
+            cr.commit()  # pylint: disable=invalid-commit
             time.sleep(max(0.0, due - time.monotonic()))
         message_id = self._wac_write_intent(cr, message, vals, account, digits, partner)
-        cr.commit()
+        cr.commit()  # pylint: disable=invalid-commit
         if due > time.monotonic():
             time.sleep(due - time.monotonic())
         self.env["wac.message"].invalidate_model()
@@ -1200,7 +1200,7 @@ class WacSend(models.AbstractModel):
         # What write() and the status linking read: not the whole row with its payload.
         message.fetch(["direction", "company_id", "wamid", "status"])
         message.write(vals)
-        cr.commit()
+        cr.commit()  # pylint: disable=invalid-commit
         # This transaction's cache must not keep what the other one replaced.
         self.env["wac.message"].invalidate_model()
         self.env["wac.message.status"].invalidate_model()
