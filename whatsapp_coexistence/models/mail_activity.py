@@ -7,7 +7,8 @@ class MailActivity(models.Model):
 
     _inherit = "mail.activity"
 
-    wac_alert_id = fields.Many2one("wac.alert", index="btree_not_null", ondelete="set null",
+    wac_alert_id = fields.Many2one("wac.alert", "WhatsApp alert", index="btree_not_null",
+                                   ondelete="set null",
                                    readonly=True)
 
     def unlink(self):

@@ -18,7 +18,7 @@ class WacAccount(models.Model):
     _inherit = "wac.account"
 
     alert_ids = fields.One2many("wac.alert", "account_id", readonly=True)
-    alert_open_count = fields.Integer(compute="_compute_alert_open_count")
+    alert_open_count = fields.Integer("Open alerts", compute="_compute_alert_open_count")
 
     @api.depends("alert_ids.state")
     def _compute_alert_open_count(self):

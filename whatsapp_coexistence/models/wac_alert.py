@@ -46,7 +46,7 @@ class WacAlert(models.Model):
     closed_by = fields.Many2one("res.users", readonly=True,
                                 help="Empty when the alert closed itself (the cause cleared).")
     close_note = fields.Char(readonly=True)
-    activity_ids = fields.One2many("mail.activity", "wac_alert_id", readonly=True)
+    activity_ids = fields.One2many("mail.activity", "wac_alert_id", "Activities", readonly=True)
 
     def init(self):
         self.env.cr.execute("""
