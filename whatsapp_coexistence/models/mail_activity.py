@@ -8,13 +8,13 @@ class MailActivity(models.Model):
     _inherit = "mail.activity"
 
     wac_alert_id = fields.Many2one("wac.alert", "WhatsApp alert", index="btree_not_null",
-                                   ondelete="set null",
-                                   readonly=True)
+                                   ondelete="set null", readonly=True)
 
     def unlink(self):
         # Done and cancelled activities are both deleted. An alert that closed itself is
         # already closed here: only a person's action is recorded as an acknowledgement.
-        alerts = self.wac_alert_id.filtered(lambda a: a.state == "open")
+        # sudo: whoever may delete the activity may close its alert, WhatsApp user or not.
+        alerts = self.sudo().wac_alert_id.filtered(lambda a: a.state == "open")
         if alerts:
             alerts._wac_acknowledge(self.env.user)
         return super().unlink()

@@ -79,7 +79,8 @@ class TestAlerts(WacTransactionCase):
     def test_disconnected_and_offboarded(self):
         self.account_a._wac_pause("test", state="offboarded", state_reason="ACCOUNT_OFFBOARDED")
         self.evaluate()
-        self.assertIn("offboarded", self.alerts("disconnected").details)
+        self.assertIn("Offboarded (temporary) (ACCOUNT_OFFBOARDED)",
+                      self.alerts("disconnected").details)
         self.account_a.state = "connected"
         self.evaluate()
         self.assertFalse(self.alerts("disconnected"))

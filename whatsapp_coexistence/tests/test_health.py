@@ -73,6 +73,14 @@ class TestHealthCheck(WacTransactionCase):
         self.assertNotIn(CLINIC["token"], account.health_error)
         self.assertEqual(len(self.alerts(cause="token")), 1)
         self.assertEqual(self.account_b.health_token_valid, "yes")
+        # The way out: a new token, then Test connection; the next evaluation closes the alert.
+        self.fake.set_token(CLINIC["token"], revoked=False)
+        account.access_token = CLINIC["token"]
+        self.assertFalse(account.health_token_valid, "what Meta said of the old token is gone")
+        account.action_test_connection()
+        self.assertEqual(account.state, "connected")
+        self.env["wac.account"]._wac_cron_evaluate_alerts()
+        self.assertFalse(self.alerts(cause="token"))
 
     def test_app_unsubscribed_alerts_until_subscribed_again(self):
         self.account_a._wac_client().unsubscribe_app(CLINIC["waba_id"])
