@@ -15,3 +15,8 @@ from . import test_monitoring_views
 from . import test_health
 from . import test_alerts
 from . import test_webhook_health
+from . import test_readiness
+from . import test_audit
+from . import test_console_ui
+from . import test_overview
+from . import test_demo
