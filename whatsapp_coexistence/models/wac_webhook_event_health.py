@@ -8,7 +8,7 @@ class WacWebhookEvent(models.Model):
 
     _inherit = "wac.webhook.event"
 
-    def _wac_handle_phone_number_quality_update(self, account, value):
+    def _wac_handle_phone_number_quality_update(self, account, value, units):
         update = wa_health.quality_update(value)
         vals = {}
         if update.current_limit:
@@ -26,7 +26,7 @@ class WacWebhookEvent(models.Model):
         account._wac_evaluate_alerts()
         return "%s, limit %s" % (update.event or "?", update.current_limit or "?")
 
-    def _wac_handle_phone_number_name_update(self, account, value):
+    def _wac_handle_phone_number_name_update(self, account, value, units):
         update = wa_health.name_update(value)
         vals = {"health_name_status": update.decision or False}
         if update.decision == "APPROVED" and update.requested_verified_name:
@@ -39,7 +39,7 @@ class WacWebhookEvent(models.Model):
         account._wac_evaluate_alerts()
         return "name %s: %s" % (update.requested_verified_name or "?", update.decision or "?")
 
-    def _wac_handle_business_capability_update(self, account, value):
+    def _wac_handle_business_capability_update(self, account, value, units):
         update = wa_health.capability_update(value)
         if update.messaging_limit:
             account.health_messaging_limit = update.messaging_limit
