@@ -40,3 +40,14 @@ AUTOMATION_MODES = [
     ("dry_run", "Dry run"),
     ("enabled", "Enabled"),
 ]
+
+# queue_job channels (declared in data/queue_job_data.xml, capacities in the Odoo config file).
+# The history channel must run one job at a time: a history sync's chunks share their account's
+# progress and contacts.
+CHANNEL_WHATSAPP = "root.whatsapp"
+CHANNEL_HISTORY = "root.whatsapp.history"
+
+# The appointment messages, in the order people read them.
+MESSAGE_KINDS = ("confirmation", "reminder", "reschedule", "cancellation")
+#: Messages about a change of what a customer heard: they follow what was sent before them.
+FOLLOW_UP_KINDS = ("reschedule", "cancellation")
