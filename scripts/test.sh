@@ -9,6 +9,18 @@ failed=0
 echo "== ruff"
 if command -v ruff >/dev/null; then ruff check . || failed=1; else echo "ruff not installed: skipped"; fi
 
+echo "== pylint-odoo (OCA's mandatory checks for 18.0: .pylintrc-mandatory)"
+if python3 -c "import pylint_odoo" 2>/dev/null && command -v oca-checks-odoo-module >/dev/null; then
+    lint=0
+    pylint --rcfile=.pylintrc-mandatory --output-format=text whatsapp_coexistence || lint=1
+    # The XML, CSV and PO checks of that list now live in oca-odoo-pre-commit-hooks.
+    oca-checks-odoo-module --no-verbose --config=.oca_hooks.cfg whatsapp_coexistence || lint=1
+    oca-checks-po --no-verbose --config=.oca_hooks.cfg whatsapp_coexistence/i18n/*.po* || lint=1
+    if [ "$lint" = 0 ]; then echo "pylint-odoo: no message"; else echo "pylint-odoo: FAILED"; failed=1; fi
+else
+    echo "pylint-odoo or oca-odoo-pre-commit-hooks not installed: skipped (requirements-dev.txt)"
+fi
+
 # shellcheck source=scripts/lib.sh
 . "$here/scripts/lib.sh"
 ensure_requirements

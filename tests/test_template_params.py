@@ -207,6 +207,7 @@ def test_parse_reply(text, expected):
 
 def test_fold():
     assert fold("  Não,  obrigado! ") == "NAO OBRIGADO"
+    assert fold("*STOP!*") == fold("stop.") == "STOP"
 
 
 def test_payload_round_trip():

@@ -19,7 +19,6 @@ from wa_cloud.errors import (
     WaCloudError,
     classify,
     error_from_response,
-    error_from_status_error,
     sanitize,
 )
 
@@ -167,29 +166,8 @@ def test_auth_error_190():
     assert err.subcode == 463
 
 
-def test_status_webhook_error():
-    err = error_from_status_error(
-        {
-            "code": 131049,
-            "title": "This message was not delivered to maintain healthy ecosystem engagement.",
-            "message": "This message was not delivered to maintain healthy ecosystem engagement.",
-            "error_data": {"details": "In order to maintain a healthy ecosystem engagement."},
-            "href": "/documentation/business-messaging/whatsapp/support/error-codes",
-        }
-    )
-    assert isinstance(err, RecipientError)
-    assert err.http_status is None
-    assert str(err).startswith("[131049] This message was not delivered")
-    assert err.doc_url == DOC_URL
-    paused = error_from_status_error({"code": 132015, "title": "Template paused"})
-    assert paused.kind == "retryable"
-    unknown = error_from_status_error({"code": 1234567})
-    assert type(unknown) is PermanentError
-    assert isinstance(error_from_status_error("garbage"), PermanentError)
-
-
 def test_meaning_fills_missing_title():
-    err = error_from_status_error({"code": 131050})
+    err = errors.make_error(131050)
     assert str(err) == "[131050] User stopped marketing messages"
     assert str(WaCloudError()) == "Graph API error"
 

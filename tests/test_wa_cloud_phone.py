@@ -4,7 +4,6 @@ import phonenumbers
 import pytest
 
 from wa_cloud.phone import (
-    PhoneIdentity,
     canonical,
     is_bsuid,
     normalize,
@@ -123,40 +122,3 @@ def test_both_brazilian_forms_share_one_canonical_key():
 )
 def test_is_bsuid(value, expected):
     assert is_bsuid(value) is expected
-
-
-def test_identity_from_wa_id_never_rejects_for_validity():
-    identity = PhoneIdentity.from_webhook(wa_id="551187654321")
-    assert identity == PhoneIdentity(
-        raw="551187654321", e164="+551187654321", wa_id="551187654321", bsuid=None
-    )
-    assert identity.canonical == "5511987654321"
-    assert identity.variants == ["551187654321", "5511987654321"]
-
-
-def test_identity_with_bsuid():
-    identity = PhoneIdentity.from_webhook(wa_id="16505551234", user_id="US.13491208655302741918")
-    assert identity.wa_id == "16505551234"
-    assert identity.e164 == "+16505551234"
-    assert identity.bsuid == "US.13491208655302741918"
-
-
-def test_identity_username_only_user():
-    identity = PhoneIdentity.from_webhook(user_id="US.13491208655302741918")
-    assert identity.wa_id is None and identity.e164 is None
-    assert identity.canonical == "US.13491208655302741918"
-    assert identity.variants == []
-    # A BSUID in the wa_id position is recognised.
-    assert PhoneIdentity.from_webhook(wa_id="US.ENT.99").bsuid == "US.ENT.99"
-
-
-def test_identity_formatted_number_uses_default_region():
-    identity = PhoneIdentity.from_webhook(wa_id="(11) 98765-4321", default_region="BR")
-    assert identity.wa_id == "5511987654321"
-    assert identity.e164 == "+5511987654321"
-
-
-def test_identity_is_frozen():
-    identity = PhoneIdentity.from_webhook(wa_id="16505551234")
-    with pytest.raises(AttributeError):
-        identity.wa_id = "1"

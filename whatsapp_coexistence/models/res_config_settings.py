@@ -71,11 +71,12 @@ class ResConfigSettings(models.TransientModel):
                     "The Graph API version looks like v25.0."))
 
     def set_values(self):
-        super().set_values()
+        res = super().set_values()
         if self.wac_app_secret:
             self.env["ir.config_parameter"].sudo().set_param(
                 PARAM_APP_SECRET, self.env["wac.vault"]._encrypt(self.wac_app_secret.strip()))
             self.wac_app_secret = False
+        return res
 
     def action_wac_regenerate_verify_token(self):
         """Generate a new webhook verify token; Meta must then be given the new one."""

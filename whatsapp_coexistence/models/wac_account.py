@@ -1,7 +1,6 @@
 import json
 import logging
 import re
-import unicodedata
 
 from markupsafe import Markup, escape
 
@@ -26,6 +25,7 @@ from ..tools.wa_cloud import errors as wa_errors
 from ..tools.wa_cloud import phone as wa_phone
 from ..tools.wa_cloud import template_library
 from ..tools.wa_cloud.client import GraphClient
+from ..tools.wa_cloud.template_params import fold, split_words
 from ..tools.wa_cloud.vault import mask
 
 _logger = logging.getLogger(__name__)
@@ -576,12 +576,12 @@ class WacAccount(models.Model):
     def _wac_apply_consent_keywords(self, contact, text):
         """Opt a contact out (or back in) when the whole message is one of the keywords."""
         self.ensure_one()
-        word = _fold(text)
+        word = fold(text)
         if not word:
             return
-        if word in {_fold(k) for k in (self.opt_out_keywords or "").split(",")} - {""}:
+        if word in split_words(self.opt_out_keywords):
             contact._wac_set_opt_out(True, self.env._("keyword %s", text.strip()))
-        elif word in {_fold(k) for k in (self.opt_in_keywords or "").split(",")} - {""}:
+        elif word in split_words(self.opt_in_keywords):
             contact._wac_set_opt_out(False, self.env._("keyword %s", text.strip()))
 
     def _wac_history_progress(self, chunk=None, imported=0, declined=False):
@@ -738,8 +738,3 @@ class WacAccount(models.Model):
             Markup("").join(Markup("<li>%s</li>") % line for line in lines)),
             subtype_xmlid="mail.mt_note")
         return self._wac_notify("\n".join(lines), "warning" if failed else "success")
-
-def _fold(text):
-    """Upper-case, accent-free, single-spaced form of a keyword or a short message."""
-    text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()
-    return " ".join(text.upper().replace("*", "").split())

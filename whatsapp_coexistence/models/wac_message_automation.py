@@ -242,7 +242,9 @@ class WacMessage(models.Model):
         # What write() and the status linking read: not the whole row with its payload.
         message.fetch(["direction", "company_id", "wamid", "status"])
         message.write(vals)
-        cr.commit()
+        # The send's side cursor (or one of its own), never the job's: the outcome survives
+        # a rollback of the job.
+        cr.commit()  # pylint: disable=invalid-commit
         # This transaction's cache must not keep what the other one replaced.
         self.env["wac.message"].invalidate_model()
         self.env["wac.message.status"].invalidate_model()

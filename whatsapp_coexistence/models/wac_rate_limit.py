@@ -149,7 +149,9 @@ def reserve_slot(cr, limits, max_wait, commit=True):
          [json.dumps(state) if limit.window else None
           for limit, state in zip(limits, result.new_tats)]))
     if commit:
-        cr.commit()
+        # A side cursor of the caller's (never a request's or a job's): the reservation must
+        # be visible to every worker before anything is sent.
+        cr.commit()  # pylint: disable=invalid-commit
     return Slot(True, result.wait, result.slot)
 
 
@@ -168,7 +170,8 @@ def restamp_slot(cr, key, slot, moment):
     if moved != recent:
         cr.execute("UPDATE wac_rate_bucket SET recent = %s WHERE key = %s",
                    (json.dumps(moved), key))
-    cr.commit()
+    # A side cursor of the send's own: the row stays locked for a moment only.
+    cr.commit()  # pylint: disable=invalid-commit
 
 
 class WacRateBucket(models.Model):
@@ -238,7 +241,8 @@ class WacRateBucket(models.Model):
                                     seconds=max(1, math.ceil(reserved.wait)), ignore_retry=True)
         due = time.monotonic() + reserved.wait  # the slot, on this process's clock
         if reserved.wait > SAME_TRANSACTION_WAIT:
-            cr.commit()
+            # The send's side cursor: the slot is not held locked while this worker sleeps.
+            cr.commit()  # pylint: disable=invalid-commit
             time.sleep(max(0.0, due - time.monotonic()))
         windows = [limit.key for limit in limits if limit.window]
         return Pace(windows[0] if windows else None, reserved.slot, due)

@@ -459,7 +459,8 @@ class WacSend(models.AbstractModel):
             pace = Bucket._wac_take_slot(side, limits)
             message_id = Message._wac_write_intent(side, out.message, vals, out.account,
                                                    out.digits, out.partner)
-            side.commit()
+            # The intent is committed on the side cursor before Meta is called (crash window).
+            side.commit()  # pylint: disable=invalid-commit
             if pace.due > time.monotonic():
                 time.sleep(pace.due - time.monotonic())
             Message.invalidate_model()

@@ -124,7 +124,7 @@ class WacWebhookDelivery(models.Model):
         inserted, dispatched = self.env.cr.fetchone()
         # Store first: once this commit returns the delivery is durable, whatever happens next.
         # It is also what makes the dispatcher check below race-free (_wac_ensure_dispatcher).
-        self.env.cr.commit()
+        self.env.cr.commit()  # pylint: disable=invalid-commit
         if not dispatched:
             # A redelivery of a delivery not queued yet heals a lost dispatch as well.
             self._wac_ensure_dispatcher()

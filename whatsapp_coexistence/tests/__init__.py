@@ -11,3 +11,4 @@ from . import test_automation_reply, test_template
 from . import test_automation_settle
 from . import test_rate_limit
 from . import test_onboarding
+from . import test_monitoring_views

@@ -30,7 +30,7 @@ class TestRateLimitRace(BaseCase):
     def _cleanup(self):
         with db_connect(self.dbname).cursor() as cr:
             cr.execute("DELETE FROM wac_rate_bucket WHERE key LIKE %s", (self.key + "%",))
-            cr.commit()
+            cr.commit()  # pylint: disable=invalid-commit
 
     def race(self, workers, per_worker, limits, max_wait, sleep):
         """Each worker reserves ``per_worker`` slots on its own connection."""

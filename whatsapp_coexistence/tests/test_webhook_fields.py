@@ -77,6 +77,14 @@ class TestWebhookFields(WacHttpCase):
         self.deliver(P.inbound_text(wamid="wamid.o4", body="Não posso parar agora, até amanhã"))
         self.assertFalse(contact.opted_out)
 
+    def test_keywords_ignore_punctuation_like_answers(self):
+        # One fold for keywords and answers: "SIM!" confirms, so "STOP!" must opt out.
+        self.deliver(P.inbound_text(wamid="wamid.p1", body="STOP!"))
+        contact = self.message("wamid.p1").contact_id
+        self.assertTrue(contact.opted_out)
+        self.deliver(P.inbound_text(wamid="wamid.p2", body="Voltar."))
+        self.assertFalse(contact.opted_out)
+
     def test_button_reply_reaction_location_and_system(self):
         payloads = [P.button_reply()]
         for kind, extra in (("reaction", {"reaction": {"message_id": P.SENT_WAMID,

@@ -2,6 +2,7 @@
 [--app-secret S] [--verbose]`` (with ``PYTHONPATH=whatsapp_coexistence/tools``)."""
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -32,18 +33,22 @@ def main(argv=None):
     done = threading.Event()
     # SIGTERM (docker stop, CI teardown) must stop as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    print(f"fake Graph API listening on {srv.url}")
-    print("  app_id={} app_secret={}".format(srv.app_id, "…" + srv.app_secret[-4:]))
-    print("  webhooks -> %s" % (srv.config["webhook_url"] or "(none; POST /_fake/config)"))
+    lines = [
+        f"fake Graph API listening on {srv.url}",
+        "  app_id={} app_secret={}".format(srv.app_id, "…" + srv.app_secret[-4:]),
+        "  webhooks -> %s" % (srv.config["webhook_url"] or "(none; POST /_fake/config)"),
+    ]
     for waba_id, name, phones, token in seeded_tokens(srv):
-        print("  WABA {} {} phones {} token {}".format(waba_id, name, ", ".join(phones), token))
-    print(f"  control API: {srv.url}/_fake/")
+        lines.append("  WABA {} {} phones {} token {}".format(
+            waba_id, name, ", ".join(phones), token))
+    lines.append(f"  control API: {srv.url}/_fake/")
+    # A command-line tool: this banner is for the person who started the fake.
+    sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
     try:
-        while not done.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):
+            while not done.wait(1.0):
+                pass
     finally:
         srv.stop()
     return 0

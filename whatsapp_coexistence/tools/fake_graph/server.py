@@ -188,7 +188,8 @@ class _HTTPServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address):
         # Clients hanging up (timeouts, drops) are routine here; stay quiet unless asked.
         if self.owner is not None and self.owner.verbose:
-            super().handle_error(request, client_address)
+            return super().handle_error(request, client_address)
+        return None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -200,12 +201,13 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 300  # idle keep-alive connections end after this; stop() ends them at once
 
     def setup(self):
-        super().setup()
+        result = super().setup()
         self.server.owner._track(self.connection, True)
+        return result
 
     def finish(self):
         try:
-            super().finish()
+            return super().finish()
         finally:
             self.server.owner._track(self.connection, False)
 

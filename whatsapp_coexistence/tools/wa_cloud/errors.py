@@ -429,28 +429,3 @@ def error_from_response(http_status, body, *, secrets=()):
         error_type=error.get("type"),
         secrets=secrets,
     )
-
-
-def error_from_status_error(err_dict):
-    """Turn one ``errors[]`` item of a status (or other) webhook into an exception (returned).
-
-    Shape: ``{"code", "title", "message", "error_data": {"details"}, "href"}``. There is no HTTP
-    status, so unknown codes are :class:`PermanentError`: the message has already failed.
-
-    :param dict err_dict: one error object
-    :rtype: WaCloudError
-    """
-    if not isinstance(err_dict, dict):
-        return PermanentError("Malformed error object in webhook")
-    error_data = err_dict.get("error_data")
-    details = error_data.get("details") if isinstance(error_data, dict) else None
-    href = err_dict.get("href")
-    doc_url = DOC_URL
-    if isinstance(href, str) and href.startswith("https://"):
-        doc_url = href
-    return make_error(
-        err_dict.get("code"),
-        title=err_dict.get("title") or err_dict.get("message"),
-        details=details,
-        doc_url=doc_url,
-    )

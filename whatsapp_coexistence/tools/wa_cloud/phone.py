@@ -13,7 +13,6 @@ Three rules drive this module (reference §7 and §2.9):
 """
 
 import re
-from dataclasses import dataclass
 
 import phonenumbers
 
@@ -163,60 +162,3 @@ def is_bsuid(value):
     :rtype: bool
     """
     return isinstance(value, str) and bool(_BSUID_RE.match(value))
-
-
-@dataclass(frozen=True)
-class PhoneIdentity:
-    """How a WhatsApp user is identified in one webhook.
-
-    :ivar raw: the identifier as received
-    :ivar e164: ``+`` and the ``wa_id`` digits, or ``None`` (username-only users)
-    :ivar wa_id: digits, or ``None``
-    :ivar bsuid: business-scoped user id, or ``None``
-    """
-
-    raw: str | None
-    e164: str | None
-    wa_id: str | None
-    bsuid: str | None
-
-    @classmethod
-    def from_webhook(cls, wa_id=None, user_id=None, default_region=None):
-        """Build an identity from a webhook's ``wa_id`` / ``from`` and ``user_id`` (BSUID).
-
-        A ``wa_id`` is never rejected for validity: it is Meta's identifier. A BSUID received
-        in the ``wa_id`` position is recognised as such. ``default_region`` is only used when
-        the ``wa_id`` carries formatting (typed by a person rather than sent by Meta).
-
-        :rtype: PhoneIdentity
-        """
-        raw = wa_id or user_id
-        bsuid = user_id if is_bsuid(user_id) else None
-        wa_value = str(wa_id).strip() if wa_id else ""
-        if is_bsuid(wa_value):
-            bsuid = bsuid or wa_value
-            wa_value = ""
-        digits = None
-        if wa_value.isdigit():
-            digits = wa_value
-        elif wa_value:
-            e164 = normalize(wa_value, default_region)
-            digits = wa_digits(e164) if e164 else wa_digits(wa_value) or None
-        return cls(
-            raw=str(raw) if raw else None,
-            e164=f"+{digits}" if digits else None,
-            wa_id=digits or None,
-            bsuid=bsuid,
-        )
-
-    @property
-    def canonical(self):
-        """:func:`canonical` of the ``wa_id``, else the BSUID, else ``None``."""
-        if self.wa_id:
-            return canonical(self.wa_id)
-        return self.bsuid
-
-    @property
-    def variants(self):
-        """:func:`variants` of the ``wa_id`` (empty without one)."""
-        return variants(self.wa_id) if self.wa_id else []

@@ -92,6 +92,9 @@ def sanitize_param(value, limit=BODY_PARAM_LIMIT, fallback=FALLBACK):
 def fold(text):
     """Upper-case, accent-free, single-spaced form of a short answer (``"Não "`` → ``"NAO"``).
 
+    The one fold of the addon: appointment answers and the opt-out / opt-in keywords
+    (``wac.account``) both compare folded words, so ``"SIM!"`` and ``"STOP!"`` behave alike.
+
     :rtype: str
     """
     text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()

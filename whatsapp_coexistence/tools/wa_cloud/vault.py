@@ -125,11 +125,10 @@ class TokenVault:
         try:
             return self._multi.decrypt(self._bytes(token)).decode("utf-8")
         except (InvalidToken, UnicodeDecodeError):
-            pass
-        raise VaultError(
-            "Cannot decrypt the stored secret: it is corrupted or was encrypted with a key that "
-            f"is no longer configured (primary key {self.primary_fingerprint})"
-        )
+            raise VaultError(
+                "Cannot decrypt the stored secret: it is corrupted or was encrypted with a key "
+                f"that is no longer configured (primary key {self.primary_fingerprint})"
+            ) from None
 
     def rotate(self, token):
         """Re-encrypt a ciphertext under the primary key (MultiFernet.rotate).
@@ -140,11 +139,10 @@ class TokenVault:
         try:
             return self._multi.rotate(self._bytes(token)).decode("ascii")
         except InvalidToken:
-            pass
-        raise VaultError(
-            "Cannot re-encrypt the stored secret: it is corrupted or was encrypted with a key "
-            "that is no longer configured"
-        )
+            raise VaultError(
+                "Cannot re-encrypt the stored secret: it is corrupted or was encrypted with a key "
+                "that is no longer configured"
+            ) from None
 
     def needs_rotation(self, token):
         """Tell whether ``token`` was encrypted with a key other than the primary one.
@@ -164,11 +162,8 @@ class TokenVault:
     def _bytes(token):
         if isinstance(token, bytes):
             return token
-        if isinstance(token, str):
-            try:
-                return token.encode("ascii")
-            except UnicodeEncodeError:
-                pass
+        if isinstance(token, str) and token.isascii():
+            return token.encode("ascii")
         raise VaultError("The stored secret is not a valid ciphertext")
 
 

@@ -146,16 +146,6 @@ class Change:
         return self.entry_id
 
     @property
-    def routing(self):
-        """``("phone_number_id", id)`` for message-path changes, else ``("waba_id", id)``.
-
-        A message-path change without metadata (malformed) falls back to the WABA.
-        """
-        if self.phone_number_id:
-            return ("phone_number_id", self.phone_number_id)
-        return ("waba_id", self.waba_id)
-
-    @property
     def handled(self):
         """``True`` when :data:`HANDLED_FIELDS` contains the field."""
         return self.field in HANDLED_FIELDS
@@ -193,14 +183,6 @@ def parse_payload(data):
                 )
             )
     return changes
-
-
-def change_errors(value):
-    """Out-of-band ``value.errors[]`` (errors not tied to a message).
-
-    :rtype: list[dict]
-    """
-    return _list(_dict(value).get("errors"))
 
 
 # ---------------------------------------------------------------------------
@@ -719,11 +701,6 @@ class AccountUpdate:
     reason: str | None
     initiated_by: str | None
     raw: dict = dc_field(repr=False, compare=False)
-
-    @property
-    def ban_state(self):
-        """``ban_info.waba_ban_state`` of ``DISABLED_UPDATE`` events, else ``None``."""
-        return _str(_get(self.raw, "ban_info", "waba_ban_state"))
 
     @property
     def is_disconnect(self):

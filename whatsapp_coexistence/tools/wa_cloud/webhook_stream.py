@@ -1,8 +1,8 @@
 """Read webhook bodies as streams of JSON events: memory bounded by one message, not the payload.
 
-A ``history`` webhook carries up to 3 MB of messages, and decoding it at once costs about 9 MB
-of Python objects per MB of JSON (bench/README.md, "Memory"). Here the body is never decoded as
-a whole:
+A ``history`` webhook carries up to 3 MB of messages, and decoding it at once costs several
+times its size in Python objects (README, benchmarks, "Memory").
+Here the body is never decoded as a whole:
 
 * :func:`parse_body` splits a delivery body into :class:`~.webhook.Change` items exactly like
   ``webhook.parse_payload(json.loads(body))``, except that the ``value.history`` array of a
@@ -94,7 +94,8 @@ class SliceReader:
     def _next_slice(self):
         raise NotImplementedError
 
-    def read(self, size=-1):
+    # The file protocol's read(), not an Odoo ORM method: there is no super() to call.
+    def read(self, size=-1):  # pylint: disable=method-required-super
         """Return up to ``size`` bytes (all the rest when ``size`` is negative)."""
         want = size if size is not None and size >= 0 else float("inf")
         while len(self._buffer) < want and not self._eof:

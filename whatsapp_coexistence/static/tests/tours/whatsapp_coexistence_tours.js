@@ -105,3 +105,54 @@ registry.category("web_tour.tours").add("whatsapp_coexistence_appointment", {
         },
     ],
 });
+
+// An administrator filters the raw deliveries, then the refused webhooks.
+registry.category("web_tour.tours").add("whatsapp_coexistence_monitoring_filters", {
+    steps: () => [
+        {
+            content: "The deliveries are listed",
+            trigger: ".o_list_view .o_data_row",
+        },
+        {
+            content: "Open the filters",
+            trigger: ".o_searchview_dropdown_toggler",
+            run: "click",
+        },
+        {
+            content: "Keep the deliveries that need attention",
+            trigger: ".o_filter_menu .o-dropdown-item:contains('Needs attention')",
+            run: "click",
+        },
+        {
+            content: "A partly failed delivery is listed, a processed one is not",
+            trigger: ".o_list_view:not(:has(.o_data_row:contains('Processed'))) .o_data_row:contains('Partly failed')",
+        },
+        {
+            content: "Go to the refused webhooks",
+            trigger: ".o_menu_sections button:contains('Monitoring')",
+            run: "click",
+        },
+        {
+            trigger: ".dropdown-item:contains('Refused Webhooks')",
+            run: "click",
+        },
+        {
+            content: "The refused webhooks are listed",
+            trigger: ".o_breadcrumb:contains('Refused Webhooks')",
+        },
+        {
+            content: "Open the filters",
+            trigger: ".o_searchview_dropdown_toggler",
+            run: "click",
+        },
+        {
+            content: "Keep the calls with a missing or wrong signature",
+            trigger: ".o_filter_menu .o-dropdown-item:contains('Signature refused')",
+            run: "click",
+        },
+        {
+            content: "Wrong signatures are listed, invalid JSON is not",
+            trigger: ".o_list_view:not(:has(.o_data_row:contains('Invalid JSON'))) .o_data_row:contains('Wrong signature')",
+        },
+    ],
+});
