@@ -2,6 +2,7 @@ import json
 import logging
 import math
 import time
+from datetime import timedelta
 from typing import NamedTuple
 
 import psycopg2
@@ -259,6 +260,26 @@ class WacRateBucket(models.Model):
             # Only the window's precision is lost; the message is recorded.
             cr.rollback()
             _logger.warning("Could not restamp the slot of %s", pace.key, exc_info=True)
+
+    @api.model
+    def _wac_daily_cap_refusal(self, account, contact, number, message):
+        """Why the account's daily cap per recipient stops one more automated message to
+        ``contact``, or ``None``.
+
+        :param message: the send's own row, if an earlier attempt left one (not counted)
+        """
+        if not (contact and account.recipient_daily_cap):
+            return None
+        count = self.env["wac.message"].search_count([
+            ("company_id", "=", account.company_id.id), ("contact_id", "=", contact.id),
+            ("direction", "=", "out"), ("source", "=", "api"),
+            ("create_date", ">=", fields.Datetime.now() - timedelta(days=1)),
+            ("status", "not in", ("failed", "dry_run", "withdrawn")),
+            ("id", "!=", message.id or 0)])
+        if count < account.recipient_daily_cap:
+            return None
+        return self.env._("Daily cap reached: %(count)s automated messages to %(number)s in 24 "
+                          "hours.", count=count, number=number)
 
     @api.model
     def _wac_push_back(self, key, seconds, company_id=None):
