@@ -98,13 +98,6 @@ class WacMessage(models.Model):
         messages.filtered(lambda m: m.direction == "out" and m.wamid)._wac_attach_orphan_statuses()
         return messages
 
-    def _check_company(self, fnames=None):
-        # The send job creates its row with an account and a contact it found by company
-        # (users only read messages: no user request can set this context on a create).
-        if self.env.context.get("wac_company_checked"):
-            return
-        super()._check_company(fnames)
-
     def write(self, vals):
         res = super().write(vals)
         # A send job learns the wamid after the row exists: statuses may already wait for it.

@@ -202,9 +202,7 @@ class WacMessage(models.Model):
             Message.browse(message.id).write(vals)
             return message.id
         try:
-            # The account and the contact were found by this company: no need for create()
-            # to read them again to check it (a tenth of the intent's cost).
-            return Message.with_context(wac_company_checked=True).create(vals).id
+            return Message.create(vals).id
         except psycopg2.IntegrityError:
             # No savepoint (two round trips per send): this transaction is lost, and the
             # caller's cursor rolls it back with the slot reserved in it.
