@@ -12,6 +12,8 @@ PARAM_VERIFY_TOKEN = PARAM_PREFIX + "verify_token"
 PARAM_GRAPH_VERSION = PARAM_PREFIX + "graph_version"
 PARAM_GRAPH_BASE_URL = PARAM_PREFIX + "graph_base_url"
 PARAM_KILL_SWITCH = PARAM_PREFIX + "kill_switch"
+# Seconds an open send attempt waits for Meta's status before it is *uncertain*.
+PARAM_UNCERTAIN_GRACE = PARAM_PREFIX + "uncertain_grace_seconds"
 
 # Meta's own Embedded Signup and coexistence pages use v25.0 in their examples (reference §4.5).
 DEFAULT_GRAPH_VERSION = "v25.0"
@@ -34,6 +36,17 @@ ACCOUNT_STATES = [
     ("needs_reauth", "Needs a new token"),
     ("error", "Error"),
 ]
+
+# Meta's quality levels, of a phone number (quality_rating) and of a template (quality_score).
+QUALITY_LEVELS = [
+    ("GREEN", "High"),
+    ("YELLOW", "Medium"),
+    ("RED", "Low"),
+    ("UNKNOWN", "Unknown"),
+]
+
+#: Meta's sample template: it may only reach pilot numbers or dry runs (issue 4).
+HELLO_WORLD = "hello_world"
 
 AUTOMATION_MODES = [
     ("disabled", "Disabled"),

@@ -10,13 +10,12 @@ from odoo.exceptions import UserError
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
-from ..const import PARAM_PREFIX
+from ..const import PARAM_UNCERTAIN_GRACE
 from ..tools.wa_cloud.send_key import parse_send_key
 from .wac_template_mapping import MESSAGE_TYPES
 
 _logger = logging.getLogger(__name__)
 
-PARAM_GRACE = PARAM_PREFIX + "uncertain_grace_seconds"
 DEFAULT_GRACE = 300
 #: The queue_job states of a job that will still run (or is running).
 LIVE_JOB_STATES = ("wait_dependencies", "pending", "enqueued", "started")
@@ -254,7 +253,7 @@ class WacMessage(models.Model):
     @api.model
     def _wac_grace(self):
         """Seconds an open attempt waits for Meta's status before it is *uncertain*."""
-        return int(self.env["ir.config_parameter"].sudo().get_param(PARAM_GRACE)
+        return int(self.env["ir.config_parameter"].sudo().get_param(PARAM_UNCERTAIN_GRACE)
                    or DEFAULT_GRACE)
 
     def _wac_age(self):

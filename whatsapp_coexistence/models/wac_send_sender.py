@@ -45,13 +45,12 @@ from odoo import api, fields, models
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
-from ..const import FOLLOW_UP_KINDS
+from ..const import FOLLOW_UP_KINDS, HELLO_WORLD
 from ..tools.wa_cloud import errors as wa_errors
 from ..tools.wa_cloud import phone as wa_phone
 from ..tools.wa_cloud import ratelimit
 from ..tools.wa_cloud.send_key import send_key, start_key
 from .res_company import wac_local
-from .wac_template import HELLO_WORLD
 
 _logger = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from markupsafe import Markup
 from odoo import Command, api, fields, models
 from odoo.exceptions import ValidationError
 
+from ..const import HELLO_WORLD
 from ..tools.wa_cloud import template_library
 from ..tools.wa_cloud import template_params as tp
 from ..tools.wa_cloud.client import GraphClient
 from .res_company import wac_local
-from .wac_template import HELLO_WORLD
 
 MESSAGE_TYPES = [
     ("confirmation", "Confirmation"),
