@@ -150,8 +150,7 @@ def reserve_slot(cr, limits, max_wait, commit=True):
          [json.dumps(state) if limit.window else None
           for limit, state in zip(limits, result.new_tats)]))
     if commit:
-        # A side cursor of the caller's (never a request's or a job's): the reservation must
-        # be visible to every worker before anything is sent.
+        # The caller's side cursor: every worker sees the reservation before anything is sent.
         cr.commit()  # pylint: disable=invalid-commit
     return Slot(True, result.wait, result.slot)
 
