@@ -61,8 +61,10 @@ def setup_tenant(env, fake_url=None):
         "phone_number_id": CLINIC["phone_number_id"],
         "display_phone_number": CLINIC["display_phone_number"]})
     account._wac_set_token(CLINIC["token"])
-    account.write({"state": "connected", "automation_mode": "enabled", "quiet_hours_start": 0,
+    account.write({"state": "connected", "quiet_hours_start": 0,
                    "quiet_hours_end": 0, "recipient_spacing_s": 0, "recipient_daily_cap": 0})
+    # The bench company is not ready for a go-live: the administrator's override enables it.
+    account._wac_force_golive("benchmark")
     if fake_url:
         env["ir.config_parameter"].set_param(PARAM_GRAPH_BASE_URL, fake_url)
         account.action_sync_templates()
@@ -126,7 +128,11 @@ def bench_hooks(dbname, events, rounds):
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             company = env["res.company"].browse(ids[0])
-            env["wac.account"].browse(ids[1]).automation_mode = mode
+            account = env["wac.account"].browse(ids[1])
+            if mode == "enabled" and account.automation_mode != "enabled":
+                account._wac_force_golive("benchmark")
+            else:
+                account.automation_mode = mode
             Event = env["calendar.event"].with_company(company).with_context(
                 allowed_company_ids=company.ids)
             # near: all within the next 25-26 h, so every reminder is enqueued at once too

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a demo database with two companies in sandbox mode, the fake Graph server and Odoo.
 #   scripts/demo.sh           start everything and wait (Ctrl-C stops both servers)
-#   scripts/demo.sh --check   start, press "Test connection" for both companies, report, stop
+#   scripts/demo.sh --check   start, play the story, assert it and print its counts, stop
 # Needs an importable Odoo 18 (see README). Environment: WAC_DEMO_DB (wac_demo),
 # WAC_DEMO_PORT (8069), WAC_FAKE_PORT (8765).
 set -euo pipefail
@@ -38,6 +38,15 @@ else
         { tail -n 30 "$WAC_RUN_DIR/demo_install.log"; exit 1; }
 fi
 
+# The demo data points at the fake server's default port: follow WAC_FAKE_PORT (a sandbox
+# URL only; a real Graph URL is never touched).
+scripts/odoo.sh shell -d "$db" --no-http --log-level=warn >/dev/null <<PY
+params = env["ir.config_parameter"].sudo()
+if (params.get_param("whatsapp_coexistence.graph_base_url") or "").startswith("http://127.0.0.1:"):
+    params.set_param("whatsapp_coexistence.graph_base_url", "http://127.0.0.1:$fake_port")
+env.cr.commit()
+PY
+
 pids=()
 cleanup() { [ "${#pids[@]}" = 0 ] || kill "${pids[@]}" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
@@ -57,14 +66,12 @@ done
 curl -fsS "http://127.0.0.1:$port/web/health" >/dev/null ||
     { echo "Odoo did not start; see $WAC_RUN_DIR/odoo.log" >&2; tail -n 30 "$WAC_RUN_DIR/odoo.log"; exit 1; }
 
+echo "Playing the demo story (templates, a week of appointments, replies, history)..."
+WAC_FAKE_URL="http://127.0.0.1:$fake_port" scripts/odoo.sh shell -d "$db" --no-http \
+    --log-level=warn <scripts/demo_story.py
+
 if [ "$check" = 1 ]; then
-    scripts/odoo.sh shell -d "$db" --no-http --log-level=warn <<'PY'
-for account in env["wac.account"].search([]):
-    result = account.action_test_connection()["params"]
-    print("Test connection, %s: %s - %s" % (account.company_id.name, result["type"], result["message"]))
-    assert result["type"] == "success", result
-env.cr.commit()
-PY
+    scripts/odoo.sh shell -d "$db" --no-http --log-level=warn <scripts/demo_check.py
     exit 0
 fi
 

@@ -20,3 +20,8 @@ from . import res_config_settings
 from . import res_partner
 from . import calendar_event
 from . import calendar_attendee
+from . import wac_audit_log
+from . import wac_attestation
+from . import wac_readiness
+from . import wac_overview
+from . import wac_account_console

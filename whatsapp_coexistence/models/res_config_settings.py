@@ -10,6 +10,11 @@ from ..const import (
     PARAM_VERIFY_TOKEN,
     WEBHOOK_ROUTE,
 )
+from .wac_audit_log import SECRET_REPLACED, SECRET_SET
+
+# Installation settings whose changes are audited (the App Secret separately, as a secret).
+_AUDITED_PARAMS = ["wac_app_id", "wac_es_config_id", "wac_graph_version", "wac_graph_base_url",
+                   "wac_kill_switch"]
 
 
 class ResConfigSettings(models.TransientModel):
@@ -71,17 +76,34 @@ class ResConfigSettings(models.TransientModel):
                     "The Graph API version looks like v25.0."))
 
     def set_values(self):
+        params = self.env["ir.config_parameter"].sudo()
+        before = {name: params.get_param(self._fields[name].config_parameter)
+                  for name in _AUDITED_PARAMS}
         res = super().set_values()
+        for name, old in before.items():
+            new = params.get_param(self._fields[name].config_parameter)
+            if (old or False) != (new or False):
+                self._wac_audit(self._fields[name].string, old, new)
         if self.wac_app_secret:
-            self.env["ir.config_parameter"].sudo().set_param(
+            had_secret = bool(params.get_param(PARAM_APP_SECRET))
+            params.set_param(
                 PARAM_APP_SECRET, self.env["wac.vault"]._encrypt(self.wac_app_secret.strip()))
             self.wac_app_secret = False
+            self._wac_audit(self._fields["wac_app_secret"].string,
+                            SECRET_SET if had_secret else False,
+                            SECRET_REPLACED if had_secret else SECRET_SET)
         return res
+
+    def _wac_audit(self, what, old, new):
+        """An installation setting changed: an audit entry without company (admins only)."""
+        self.env["wac.audit.log"]._wac_log(None, "change", what, old=old, new=new,
+                                           company=False)
 
     def action_wac_regenerate_verify_token(self):
         """Generate a new webhook verify token; Meta must then be given the new one."""
         self.env["ir.config_parameter"].sudo().set_param(
             PARAM_VERIFY_TOKEN, secrets.token_urlsafe(32))
+        self._wac_audit(self._fields["wac_verify_token"].string, SECRET_SET, SECRET_REPLACED)
         return {"type": "ir.actions.client", "tag": "reload"}
 
     def action_wac_open_account(self):

@@ -2,7 +2,7 @@ import json
 import logging
 import re
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
@@ -17,9 +17,7 @@ from ..const import (
     PARAM_ES_CONFIG_ID,
     PARAM_GRAPH_BASE_URL,
     PARAM_GRAPH_VERSION,
-    PARAM_KILL_SWITCH,
     PARAM_PREFIX,
-    PARAM_VERIFY_TOKEN,
     QUALITY_LEVELS,
 )
 from ..tools.wa_cloud import errors as wa_errors
@@ -162,8 +160,6 @@ class WacAccount(models.Model):
     onboarded_on = fields.Datetime(readonly=True, copy=False)
     onboarded_by = fields.Many2one("res.users", readonly=True, copy=False)
     onboarding_ids = fields.One2many("wac.onboarding", "account_id", readonly=True)
-    readiness_html = fields.Html("Readiness", compute="_compute_readiness", sanitize=False)
-    readiness_summary = fields.Char(compute="_compute_readiness")
 
     _sql_constraints = [
         ("company_uniq", "unique(company_id)", "A company has one WhatsApp account at most."),
@@ -269,6 +265,10 @@ class WacAccount(models.Model):
         """Encrypt and store ``token``; log who replaced it, never the token itself."""
         self.ensure_one()
         hint = mask(token)
+        self.env["wac.audit.log"]._wac_log(
+            self, "change", self.env._("Access token"),
+            old="set" if self.token_set_on else False,
+            new="replaced" if self.token_set_on else "set")
         self.sudo().write({
             "access_token_enc": self.env["wac.vault"]._encrypt(token),
             "token_set_on": fields.Datetime.now(),
@@ -401,6 +401,8 @@ class WacAccount(models.Model):
                            "token_set_by": False, "token_hint": False})
         self.write({"state": "disconnected", "state_reason": note, "last_check_ok": False})
         self.message_post(body=note, subtype_xmlid="mail.mt_note")
+        self.env["wac.audit.log"]._wac_log(self, "disconnect", self.env._("Disconnect"),
+                                           note=note)
         return True
 
     def _wac_record_error(self, error):
@@ -453,58 +455,6 @@ class WacAccount(models.Model):
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },
         }
-
-    # ------------------------------------------------------------
-    # READINESS
-    # ------------------------------------------------------------
-
-    def _wac_readiness(self):
-        """Return the readiness checklist of this account as ``[(ok, label, hint)]``."""
-        self.ensure_one()
-        params = self.env["ir.config_parameter"].sudo()
-        key_source = self.env["wac.vault"]._key_source()[1]
-        _ = self.env._
-        return [
-            (bool(params.get_param(PARAM_APP_ID) and params.get_param(PARAM_ES_CONFIG_ID)),
-             _("Meta app configured"),
-             _("A system administrator sets the App ID and the Embedded Signup configuration "
-               "in Settings › WhatsApp Coexistence.")),
-            (bool(params.get_param(PARAM_APP_SECRET)),
-             _("App Secret set: webhooks can be verified"),
-             _("Without the App Secret every webhook is refused (fail closed).")),
-            (bool(params.get_param(PARAM_VERIFY_TOKEN)), _("Webhook verify token generated"),
-             _("Regenerate it in Settings › WhatsApp Coexistence.")),
-            (key_source != "file", _("Encryption key kept outside the data directory"),
-             _("The key was generated in Odoo's data dir. Move it to the 'wa_coexistence_keys' "
-               "option of the config file or the WA_COEXISTENCE_KEYS variable.")),
-            (bool(self.waba_id and self.phone_number_id), _("Number identified"),
-             _("Fill in the WABA ID and the Phone Number ID, or use Embedded Signup.")),
-            (bool(self.token_set_on), _("Access token stored"),
-             _("Paste a System User token or use Embedded Signup.")),
-            (self.state == "connected" and self.last_check_ok, _("Connection tested"),
-             _("Press Test connection.")),
-            (not self.automation_paused and params.get_param(PARAM_KILL_SWITCH) != "True",
-             _("Automation not paused"),
-             self.automation_pause_reason or _("The global kill switch is on.")),
-        ]
-
-    @api.depends("waba_id", "phone_number_id", "token_set_on", "state", "last_check_ok",
-                 "automation_paused")
-    def _compute_readiness(self):
-        for account in self:
-            items = account._wac_readiness()
-            rows = Markup("").join(
-                Markup('<li class="%s"><i class="fa %s me-2"/>%s%s</li>') % (
-                    "text-success" if ok else "text-danger",
-                    "fa-check-circle" if ok else "fa-times-circle",
-                    label,
-                    Markup("") if ok else Markup('<div class="text-muted ms-4">%s</div>')
-                    % escape(hint),
-                )
-                for ok, label, hint in items
-            )
-            account.readiness_html = Markup('<ul class="list-unstyled mb-0">%s</ul>') % rows
-            account.readiness_summary = "%d/%d" % (sum(ok for ok, _l, _h in items), len(items))
 
     # ------------------------------------------------------------
     # DEMO

@@ -168,6 +168,11 @@ class WacContact(models.Model):
             if not contact.last_inbound_at or when > contact.last_inbound_at:
                 contact.write({"last_inbound_at": when, "window_expires_at": when + SERVICE_WINDOW})
 
+    def write(self, vals):
+        # Opt-outs by keyword or Meta's preferences carry their reason; a manual edit does not.
+        self.env["wac.audit.log"]._wac_log_writes(self, vals, ["opted_out"])
+        return super().write(vals)
+
     def _wac_set_opt_out(self, opted_out, reason):
         for contact in self.filtered(lambda c: c.opted_out != opted_out):
             contact.write({"opted_out": opted_out, "opt_out_reason": reason,

@@ -106,6 +106,8 @@ class WacMessage(models.Model):
                     "again."))
             key = parse_send_key(message.wa_send_key)
             message.sudo().write({"wa_retry_confirmed": True, "wa_attempts": 0})
+            self.env["wac.audit.log"]._wac_log(message, "retry", self.env._("Retry"),
+                                               old=message.status)
             snapshot = json.loads(message.wa_snapshot) if message.wa_snapshot else None
             event = self.env["calendar.event"].sudo().with_context(active_test=False).browse(
                 key.event_id).exists()

@@ -154,7 +154,22 @@ class WacTemplateMapping(models.Model):
             if vals.get("template_id") and not vals.get("param_ids"):
                 template = self.env["wac.template"].browse(vals["template_id"])
                 vals["param_ids"] = [Command.create(v) for v in self._wac_guess_lines(template)]
-        return super().create(vals_list)
+        mappings = super().create(vals_list)
+        for mapping in mappings:
+            self.env["wac.audit.log"]._wac_log(mapping, "create", self.env._("Mapping"),
+                                               new=mapping.display_name)
+        return mappings
+
+    def write(self, vals):
+        self.env["wac.audit.log"]._wac_log_writes(
+            self, vals, ["message_type", "template_id", "sequence", "active"])
+        return super().write(vals)
+
+    def unlink(self):
+        for mapping in self:
+            self.env["wac.audit.log"]._wac_log(mapping, "delete", self.env._("Mapping"),
+                                               old=mapping.display_name)
+        return super().unlink()
 
     # ------------------------------------------------------------
     # VALIDATION
@@ -351,6 +366,10 @@ class WacTemplateMappingParam(models.Model):
                        help="1, 2... for a positional template; the name for a named one.")
     source = fields.Selection(PARAM_SOURCES, required=True, default="attendee_name")
     fixed_value = fields.Char()
+
+    def write(self, vals):
+        self.env["wac.audit.log"]._wac_log_writes(self, vals, ["source", "fixed_value"])
+        return super().write(vals)
     key = fields.Char(compute="_compute_key")
 
     @api.constrains("component", "name", "source", "fixed_value")

@@ -191,6 +191,9 @@ class WacWebhookEvent(models.Model):
     def action_reprocess(self):
         """Route failed, pending and unroutable events again and process them in jobs."""
         events = self.filtered(lambda e: e.state in ("failed", "pending", "unroutable"))
+        for event in events:
+            self.env["wac.audit.log"]._wac_log(event, "reprocess", self.env._("Reprocess"),
+                                               old=event.state)
         events.sudo().write({"state": "pending", "error": False})
         events.sudo()._wac_route()
         events.filtered(lambda e: e.state == "pending").sudo()._wac_enqueue()

@@ -12,3 +12,8 @@ from . import test_automation_settle
 from . import test_rate_limit
 from . import test_onboarding
 from . import test_monitoring_views
+from . import test_readiness
+from . import test_audit
+from . import test_console_ui
+from . import test_overview
+from . import test_demo

@@ -90,6 +90,14 @@ class WacCaseMixin:
         account.write({"state": "connected"})
         return account
 
+    @staticmethod
+    def go_live(account, **vals):
+        """Switch ``account`` to ``enabled`` through the administrator's override: fixtures
+        are not ready (test_readiness covers the gate itself)."""
+        if vals:
+            account.write(vals)
+        account._wac_force_golive("Test fixture: the readiness gate is tested on its own.")
+
     # ------------------------------------------------------------
     # Graph traffic
     # ------------------------------------------------------------

@@ -51,8 +51,8 @@ class WacAutomationMixin:
         for account in (cls.account_a, cls.account_b):
             # Quiet hours and pair spacing are tested on their own; elsewhere they would make
             # the outcome depend on the hour the suite runs at.
-            account.write({"automation_mode": "enabled", "quiet_hours_start": 0,
-                           "quiet_hours_end": 0, "recipient_spacing_s": 0})
+            cls.go_live(account, quiet_hours_start=0, quiet_hours_end=0,
+                        recipient_spacing_s=0)
         for account in (cls.account_a, cls.account_b):
             account.action_sync_templates()
         cls.fake.reset()

@@ -88,12 +88,11 @@ class TestAccount(WacTransactionCase):
         with self.assertRaisesRegex(ValidationError, "not-a-number"):
             self.account_a.pilot_allowlist = "+55 11 91234-5678\nnot-a-number"
 
-    def test_readiness_checklist(self):
+    def test_readiness_credentials_and_signup(self):
         self.account_b.write({"last_check_ok": False})
-        items = {label: ok for ok, label, _hint in self.account_b._wac_readiness()}
-        self.assertTrue(items["App Secret set: webhooks can be verified"])
-        self.assertTrue(items["Encryption key kept outside the data directory"])
-        self.assertFalse(items["Connection tested"])
+        items = {item.key: item for item in self.account_b._wac_readiness()}
+        self.assertTrue(items["credentials"].ok, items["credentials"].missing)
+        self.assertFalse(items["signup"].ok)
         self.account_b.action_test_connection()
-        self.assertIn("Connection tested", self.account_b.readiness_html)
-        self.assertEqual(self.account_b.readiness_summary, "8/8")
+        items = {item.key: item for item in self.account_b._wac_readiness()}
+        self.assertTrue(items["signup"].ok)

@@ -106,6 +106,8 @@ class TestOnboarding(WacHttpCase):
         self.assertFalse(self.account_a.sudo().access_token_enc)
         audit = self.account_a.onboarding_ids
         self.assertEqual((audit.state, audit.user_id), ("disconnected", self.manager_a))
+        log = self.env["wac.audit.log"].search([("action", "=", "disconnect")])
+        self.assertEqual((log.user_id, log.company_id), (self.manager_a, self.company_a))
 
     def test_sandbox_page_in_the_browser(self):
         self.start_tour("/whatsapp_coexistence/onboarding/%d" % self.account_a.id,

@@ -62,6 +62,9 @@ class TestTenantIsolation(WacTransactionCase):
                 self.account_a.with_user(user).read(["access_token_enc"])
             with self.assertRaises(AccessError):
                 self.env["wac.webhook.delivery"].with_user(user).search([])
+            # Refused webhooks failed before routing: they mix every tenant's traffic.
+            with self.assertRaises(AccessError):
+                self.env["wac.webhook.rejection"].with_user(user).search([])
         data = self.account_a.with_user(self.manager_a).read()[0]
         self.assertNotIn("access_token_enc", data)
         self.assertFalse(data["access_token"])

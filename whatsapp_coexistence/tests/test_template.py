@@ -192,9 +192,8 @@ class TestTemplateMapping(WacAutomationCase):
             "company_id": self.company_a.id, "message_type": "reminder",
             "template_id": hello.id})
         with self.assertRaisesRegex(ValidationError, "hello_world"):
-            self.account_a.automation_mode = "enabled"
-        self.account_a.write({"automation_mode": "enabled",
-                              "pilot_allowlist": "+55 11 99123-4567"})
+            self.go_live(self.account_a)
+        self.go_live(self.account_a, pilot_allowlist="+55 11 99123-4567")
 
     def test_one_mapping_per_type_and_language(self):
         with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), \

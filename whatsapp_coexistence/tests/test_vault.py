@@ -43,8 +43,9 @@ class TestVault(WacTransactionCase):
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
         self.assertEqual(self.env["wac.vault"]._decrypt(ciphertext),
                          "EAAGsecret000000000000000000000000007")
-        items = {label: ok for ok, label, _hint in self.account_a._wac_readiness()}
-        self.assertFalse(items["Encryption key kept outside the data directory"])
+        credentials = self.account_a._wac_readiness()[0]
+        self.assertFalse(credentials.ok)
+        self.assertTrue(any("encryption key" in hint for hint in credentials.missing))
 
     def test_neutralize_clears_credentials(self):
         from odoo.modules.neutralize import get_neutralization_queries

@@ -79,8 +79,9 @@ class TestWebhookTransport(WacHttpCase):
             self.assertEqual(response.status_code, 403)
         self.assertFalse(self.env["wac.webhook.delivery"].search([]))
         self.assertEqual(self.env["wac.webhook.rejection"].search([]).reason, "no_secret")
-        items = {label: ok for ok, label, _h in self.account_a._wac_readiness()}
-        self.assertFalse(items["App Secret set: webhooks can be verified"])
+        credentials = self.account_a._wac_readiness()[0]
+        self.assertFalse(credentials.ok)
+        self.assertIn("App Secret not set: every webhook is refused.", credentials.missing)
 
     def test_unicode_body_is_signed_over_the_escaped_raw_bytes(self):
         payload = P.inbound_text(body="Olá, posso remarcar? äöå 😀", profile_name="João")
@@ -216,6 +217,11 @@ class TestWebhookTransport(WacHttpCase):
             event.action_reprocess()
         self.assertEqual((event.state, event.company_id), ("done", self.company_b))
         self.assertEqual(self.env["wac.message"].search([]).company_id, self.company_b)
+        # Who reprocessed it is recorded; an unroutable event has no company yet, so its
+        # entry is an installation one.
+        audit = self.env["wac.audit.log"].search([("action", "=", "reprocess")])
+        self.assertEqual((audit.res_id, audit.old_value, audit.company_id.id),
+                         (event.id, "unroutable", False))
 
     def test_unknown_field_and_object_are_ignored(self):
         payload = P.envelope("phone_number_quality_update", {"event": "FLAGGED"})

@@ -255,7 +255,7 @@ class TestWebhookFields(WacHttpCase):
     # account_update -----------------------------------------------------------------------------
 
     def test_partner_removed_disconnects_pauses_and_notifies(self):
-        self.account_a.automation_mode = "enabled"
+        self.go_live(self.account_a)
         self.deliver(P.account_update_partner_removed(
             waba_info_waba_id=self.account_a.waba_id, waba_id="2949482758682047"))
         self.assertRecordValues(self.account_a, [{

@@ -25,6 +25,12 @@ registry.category("web_tour.tours").add("whatsapp_coexistence_settings", {
             run: "click",
         },
         {
+            // The info line already said "encrypted" before the save: wait for the reload,
+            // which empties the typed secret, or the tour ends on a form still saving.
+            content: "Saved: the typed secret is gone from the page",
+            trigger: "[name=wac_app_secret] input:placeholder-shown",
+        },
+        {
             content: "The secret is reported as set, never shown back",
             trigger: "[name=wac_app_secret_info]:contains('encrypted')",
         },

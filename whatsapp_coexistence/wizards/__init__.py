@@ -1,0 +1,1 @@
+from . import wac_golive_override
