@@ -16,7 +16,6 @@ from ..const import (
     PARAM_APP_ID,
     PARAM_APP_SECRET,
     PARAM_ES_CONFIG_ID,
-    PARAM_KILL_SWITCH,
 )
 from .wac_template_mapping import MESSAGE_TYPES
 
@@ -226,7 +225,7 @@ class WacReadiness(models.AbstractModel):
         if account.automation_paused:
             missing.append(self.env._("Automation is paused: %(reason)s",
                                       reason=account.automation_pause_reason or "?"))
-        if self.env["ir.config_parameter"].sudo().get_param(PARAM_KILL_SWITCH) == "True":
+        if self.env["wac.send"]._wac_kill_switch():
             missing.append(self.env._("The global kill switch is on (Settings)."))
         return missing
 
