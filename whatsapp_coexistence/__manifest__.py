@@ -2,7 +2,7 @@
     "name": "WhatsApp Coexistence",
     "summary": "One WhatsApp Business number per company, shared by the "
     "WhatsApp Business App and the Cloud API (coexistence mode)",
-    "version": "18.0.1.1.0",
+    "version": "18.0.1.2.0",
     "category": "Marketing/WhatsApp",
     "website": "https://github.com/whatsapp-coexistence/whatsapp_coexistence",
     "author": "whatsapp_coexistence developers",

@@ -42,7 +42,8 @@ class WhatsAppCoexistenceWebhook(http.Controller):
     @http.route(_webhook_url, type="http", methods=["POST"], auth="none", readonly=False,
                 csrf=False, save_session=False)
     def receive(self):
-        """Check size, signature and JSON (413/403/400), store the delivery and answer 200."""
+        """Check size, signature and JSON (413/403/400), store the delivery and answer 200
+        (503 while the App Secret cannot be decrypted)."""
         httprequest = request.httprequest
         deliveries = request.env(user=SUPERUSER_ID)["wac.webhook.delivery"]
         remote_addr = httprequest.remote_addr
@@ -50,7 +51,9 @@ class WhatsAppCoexistenceWebhook(http.Controller):
         if length is not None and length > MAX_BODY_BYTES:
             deliveries._wac_reject(remote_addr, length, "too_large")
             return request.make_json_response({"error": "payload too large"}, status=413)
-        raw = httprequest.get_data(cache=False)
+        # Cached: after a serialization failure Odoo replays the whole request
+        # (odoo.service.model.retrying), and a second read of the stream would give 0 bytes.
+        raw = httprequest.get_data()
         if len(raw) > MAX_BODY_BYTES:
             deliveries._wac_reject(remote_addr, len(raw), "too_large")
             return request.make_json_response({"error": "payload too large"}, status=413)

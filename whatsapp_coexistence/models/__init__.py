@@ -15,6 +15,7 @@ from . import wac_send_sender
 from . import wac_webhook_delivery
 from . import wac_webhook_event
 from . import wac_webhook_rejection
+from . import wac_webhook_redelivery
 from . import res_company
 from . import res_config_settings
 from . import res_partner

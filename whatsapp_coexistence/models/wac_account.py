@@ -22,10 +22,11 @@ from ..const import (
 )
 from ..tools.wa_cloud import errors as wa_errors
 from ..tools.wa_cloud import phone as wa_phone
-from ..tools.wa_cloud import template_library
+from ..tools.wa_cloud import template_library, webhook
 from ..tools.wa_cloud.client import GraphClient
 from ..tools.wa_cloud.template_params import fold, split_words
 from ..tools.wa_cloud.vault import mask
+from .wac_webhook_units import CONCURRENCY_ERRORS
 
 _logger = logging.getLogger(__name__)
 
@@ -143,14 +144,19 @@ class WacAccount(models.Model):
         help="A customer message made of one of these words opts the customer back in.")
 
     # Coexistence synchronization --------------------------------------------------------------
+    # The history sync's progress is read from its chunks (wac.history.chunk), never written
+    # here: history jobs would otherwise all write this row, and each other's serialization
+    # failures (account updates, errors, sends write it too).
+    history_requested_on = fields.Datetime(readonly=True, copy=False)
     history_state = fields.Selection(
         [("none", "Not requested"), ("requested", "Requested"), ("importing", "Importing"),
          ("done", "Complete"), ("declined", "Declined by the business")],
-        default="none", readonly=True, copy=False)
-    history_phase = fields.Integer(readonly=True, copy=False)
-    history_progress = fields.Integer("History progress (%)", readonly=True, copy=False)
-    history_chunks = fields.Integer("History chunks received", readonly=True, copy=False)
-    history_messages = fields.Integer("History messages imported", readonly=True, copy=False)
+        compute="_compute_history", inverse="_inverse_history_state", readonly=True)
+    history_phase = fields.Integer(compute="_compute_history")
+    history_progress = fields.Integer("History progress (%)", compute="_compute_history")
+    history_chunks = fields.Integer("History chunks received", compute="_compute_history")
+    history_messages = fields.Integer("History messages imported",
+                                      compute="_compute_history")
     history_chunk_ids = fields.One2many("wac.history.chunk", "account_id", readonly=True)
 
     # Health -----------------------------------------------------------------------------------
@@ -513,10 +519,24 @@ class WacAccount(models.Model):
             and u.id != self.env.ref("base.user_root").id)
 
     def _wac_log_meta_error(self, error):
-        """An out-of-band error from Meta (``value.errors``): keep it visible on the account."""
-        self.write({"last_error": wa_errors.sanitize("[%s] %s" % (
-            error.get("code"), (error.get("error_data") or {}).get("details")
-            or error.get("message") or error.get("title")))})
+        """An out-of-band error from Meta (``value.errors``): keep it visible on the account.
+
+        The last error wins, and one written by another job at the same moment is as recent:
+        losing that race skips this write (the event's summary keeps the code) instead of
+        retrying the whole event over the account row.
+        """
+        self.ensure_one()
+        info = webhook.error_info([error])
+        text = wa_errors.sanitize("[%s] %s" % (info.code, info.details or info.title))
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    "UPDATE wac_account SET last_error = %s WHERE id = %s"
+                    " AND last_error IS DISTINCT FROM %s", [text, self.id, text],
+                    log_exceptions=False)
+        except CONCURRENCY_ERRORS:
+            _logger.debug("Last error of %s written by another job meanwhile.", self.display_name)
+        self.invalidate_recordset(["last_error"])
 
     def _wac_apply_consent_keywords(self, contact, text):
         """Opt a contact out (or back in) when the whole message is one of the keywords."""
@@ -529,31 +549,32 @@ class WacAccount(models.Model):
         elif word in split_words(self.opt_in_keywords):
             contact._wac_set_opt_out(False, self.env._("keyword %s", text.strip()))
 
-    def _wac_history_progress(self, chunk=None, imported=0, declined=False):
-        self.ensure_one()
-        if declined:
-            self.write({"history_state": "declined"})
-            return
-        # Chunks come out of order and may come twice: one row per (phase, chunk_order).
-        Chunk = self.env["wac.history.chunk"]
-        row = Chunk.search([("account_id", "=", self.id), ("phase", "=", chunk.phase or 0),
-                            ("chunk_order", "=", chunk.chunk_order or 0)])
-        if row:
-            row.write({"message_count": row.message_count + imported,
-                       "progress": max(row.progress, chunk.progress or 0)})
-        else:
-            Chunk.create({"company_id": self.company_id.id, "account_id": self.id,
-                          "phase": chunk.phase or 0, "chunk_order": chunk.chunk_order or 0,
-                          "progress": chunk.progress or 0, "message_count": imported})
-        done = chunk.complete or self.history_state == "done"
-        self.write({
-            "history_state": "done" if done else "importing",
-            "history_phase": max(self.history_phase, chunk.phase or 0),
-            "history_progress": max(self.history_progress, chunk.progress or 0),
-            "history_chunks": Chunk.search_count([("account_id", "=", self.id)]),
-            "history_messages": self.history_messages + imported,
-        })
+    @api.depends("history_requested_on", "history_chunk_ids.phase",
+                 "history_chunk_ids.progress", "history_chunk_ids.message_count",
+                 "history_chunk_ids.declined")
+    def _compute_history(self):
+        stats = {account: rest for account, *rest in
+                 self.env["wac.history.chunk"].sudo()._read_group(
+                     [("account_id", "in", self.ids)], ["account_id"],
+                     ["__count", "phase:max", "progress:max", "message_count:sum",
+                      "declined:bool_or"])}
+        for account in self:
+            chunks, phase, progress, messages, declined = stats.get(
+                account, (0, 0, 0, 0, False))
+            if declined:
+                state = "declined"
+            elif chunks:
+                state = "done" if progress >= 100 else "importing"
+            else:
+                state = "requested" if account.history_requested_on else "none"
+            account.update({"history_state": state, "history_chunks": chunks,
+                            "history_phase": phase or 0, "history_progress": progress or 0,
+                            "history_messages": messages or 0})
 
+    def _inverse_history_state(self):
+        # Onboarding says when the sync was requested; the rest comes from the chunks.
+        for account in self.filtered(lambda a: a.history_state == "requested"):
+            account.history_requested_on = fields.Datetime.now()
 
     # ------------------------------------------------------------
     # APPOINTMENT AUTOMATION

@@ -62,21 +62,29 @@ class WacContact(models.Model):
     # ------------------------------------------------------------
 
     @api.model
-    def _wac_resolve(self, account, identities, partners=None):
+    def _wac_resolve(self, account, identities, partners=None, lock=False):
         """Find or create the contacts of ``identities`` in the account's company, in bulk.
+
+        An identity with neither a number (digits) nor a BSUID, such as a ``wa_id`` of
+        ``"abc"``, has nothing to be found by: it gets no contact (its message is stored
+        without one) instead of a contact with an empty key, which the next one would collide
+        with.
 
         :param identities: iterable of ``(wa_id_or_number, bsuid, name)``
         :param partners: ``{wa_id_or_number: res.partner}``, the partner a new contact belongs
             to when the caller knows it (a send writes to an attendee); else the partner is
             found by number, or created
+        :param lock: lock the contacts found, for a caller about to update them (webhooks):
+            a contact another job changed meanwhile then raises a serialization failure here,
+            quietly, instead of at the update, through the ORM's logged query
         :return: dict ``{wa_id_or_number or bsuid: wac.contact}``
         """
         company = account.company_id
         region = company.country_id.code
         wanted = {}
         for number, bsuid, name in identities:
-            key = wa_phone.canonical(number) if number else None
-            if number or bsuid:
+            key = (wa_phone.canonical(number) if number else None) or None
+            if key or bsuid:
                 wanted[number or bsuid] = (key, bsuid, name, number)
         if not wanted:
             return {}
@@ -86,6 +94,10 @@ class WacContact(models.Model):
             ("company_id", "=", company.id),
             "|", ("phone_key", "in", keys), ("bsuid", "in", bsuids),
         ])
+        if lock and existing:
+            self.env.cr.execute(
+                "SELECT id FROM wac_contact WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+                [existing.ids], log_exceptions=False)
         by_key = {c.phone_key: c for c in existing if c.phone_key}
         by_bsuid = {c.bsuid: c for c in existing if c.bsuid}
         result, to_create = {}, {}
@@ -190,36 +202,44 @@ class WacContact(models.Model):
 
     @api.model
     def _wac_ingest_state_sync(self, account, items):
-        """Apply the Business App's address book: ``add`` (or edit) and ``remove``."""
+        """Apply the Business App's address book: ``add`` (or edit) and ``remove``.
+
+        :return: ``{"added": n, "removed": n}``
+        :raises ValueError: an added number is not a phone number
+        """
         contacts_by_number = self._wac_resolve(account, [
             (item.phone_number, None, item.full_name) for item in items
-            if item.type == "contact" and item.phone_number and item.action == "add"])
-        added = removed = 0
+            if item.type == "contact" and item.phone_number and item.action == "add"],
+            lock=True)
+        counts = {"added": 0, "removed": 0}
         for item in items:
             if item.type != "contact" or not item.phone_number:
                 continue
             if item.action == "add":
-                contact = contacts_by_number[item.phone_number]
+                contact = contacts_by_number.get(item.phone_number)
+                if not contact:
+                    raise ValueError("%r is not a phone number" % item.phone_number)
                 contact.write({"app_name": item.full_name or item.first_name,
                                "in_app_address_book": True, "active": True})
                 partner = contact.partner_id
                 if partner and item.full_name and partner.name in (
                         contact.e164, contact.wa_id, "+%s" % contact.wa_id):
                     partner.name = item.full_name
-                added += 1
+                counts["added"] += 1
             elif item.action == "remove":
                 # Unlink the WhatsApp identity from the address book; never delete the partner.
                 key = wa_phone.canonical(item.phone_number)
                 contacts = self.search([("company_id", "=", account.company_id.id),
-                                        ("phone_key", "=", key)])
+                                        ("phone_key", "=", key)]) if key else self
                 contacts.write({"in_app_address_book": False, "active": False})
-                removed += 1
-        return "%d contact(s) added or edited, %d removed" % (added, removed)
+                counts["removed"] += 1
+        return counts
 
     @api.model
     def _wac_apply_preferences(self, account, prefs):
         """Marketing stop/resume from WhatsApp itself (utility templates still go through)."""
-        contacts = self._wac_resolve(account, [(p.wa_id, None, None) for p in prefs if p.wa_id])
+        contacts = self._wac_resolve(account, [(p.wa_id, None, None) for p in prefs if p.wa_id],
+                                     lock=True)
         for pref in prefs:
             if pref.category == "marketing_messages" and pref.wa_id in contacts:
                 contacts[pref.wa_id].write({"marketing_opt_out": pref.value == "stop"})

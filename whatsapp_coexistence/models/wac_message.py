@@ -1,5 +1,6 @@
 import logging
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from markupsafe import Markup
 
@@ -32,6 +33,13 @@ HISTORY_COLUMNS = {
     "body": "text", "is_placeholder": "bool", "media_id": "varchar",
     "message_at": "timestamp", "status": "varchar",
 }
+
+
+class _HistoryRow(NamedTuple):
+    """A history message ready to insert: what Meta sent (``raw``) and its row (``vals``)."""
+
+    raw: dict
+    vals: dict
 
 
 def _ts(value):
@@ -116,8 +124,7 @@ class WacMessage(models.Model):
         for update in updates:
             if not update.wamid or not update.status:
                 continue
-            error = (update.errors or [{}])[0]
-            pricing = update.pricing or {}
+            error = webhook.error_info(update.errors)
             self.env.cr.execute(
                 """
                 INSERT INTO wac_message_status
@@ -129,14 +136,23 @@ class WacMessage(models.Model):
                 ON CONFLICT (company_id, wamid, status) DO NOTHING
                 """,
                 (company_id, update.wamid, update.status, _ts(update.timestamp),
-                 update.recipient_id, update.biz_opaque_callback_data, pricing.get("category"),
-                 pricing.get("type"), error.get("code"), error.get("title"),
-                 (error.get("error_data") or {}).get("details") or error.get("message"),
+                 update.recipient_id, update.biz_opaque_callback_data, update.pricing_category,
+                 update.pricing_type, error.code, error.title, error.details,
                  self.env.uid, self.env.uid),
+                # The same status stored meanwhile by another job: a serialization failure
+                # under REPEATABLE READ, retried quietly by the event's job.
+                log_exceptions=False,
             )
         self.env["wac.message.status"].invalidate_model()
         wamids = list({u.wamid for u in updates if u.wamid})
         messages = self.search([("company_id", "=", company_id), ("wamid", "in", wamids)])
+        if messages:
+            # Statuses of one message come in several webhooks at once (sent, delivered): lock
+            # its row quietly first, so that a job that lost the race retries without the
+            # ORM's "bad query" error at the update.
+            self.env.cr.execute(
+                "SELECT id FROM wac_message WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+                [messages.ids], log_exceptions=False)
         messages._wac_attach_orphan_statuses()
 
     def _wac_attach_orphan_statuses(self):
@@ -201,14 +217,14 @@ class WacMessage(models.Model):
         known = self._wac_existing_wamids(company_id, [m.wamid for m in inbound])
         fresh = [m for m in inbound if m.wamid not in known]
         contacts = self.env["wac.contact"]._wac_resolve(
-            account, [(m.from_wa_id, m.bsuid, m.profile_name) for m in fresh])
+            account, [(m.from_wa_id, m.bsuid, m.profile_name) for m in fresh], lock=True)
         vals_list, seen = [], set()
         for msg in fresh:
             if msg.wamid in seen:
                 continue
             seen.add(msg.wamid)
             contact = contacts.get(msg.from_wa_id or msg.bsuid)
-            error = (msg.errors or [{}])[0]
+            error = webhook.error_info(msg.errors)
             vals_list.append({
                 "company_id": company_id, "account_id": account.id,
                 "contact_id": contact.id if contact else False,
@@ -218,7 +234,7 @@ class WacMessage(models.Model):
                 "media_mime_type": (msg.media or {}).get("mime_type"),
                 "message_at": _ts(msg.timestamp), "status": "received",
                 "context_wamid": msg.context_wamid, "button_payload": msg.button_payload,
-                "error_code": error.get("code"), "error_title": error.get("title"),
+                "error_code": error.code, "error_title": error.title,
             })
         messages = self.create(vals_list)
         for message in messages:
@@ -256,7 +272,7 @@ class WacMessage(models.Model):
         known = self._wac_existing_wamids(company_id, [e.wamid for e in echoes])
         fresh = {e.wamid: e for e in echoes if e.wamid and e.wamid not in known}
         contacts = self.env["wac.contact"]._wac_resolve(
-            account, [(e.to, None, None) for e in fresh.values() if e.to])
+            account, [(e.to, None, None) for e in fresh.values() if e.to], lock=True)
         messages = self.create([{
             "company_id": company_id, "account_id": account.id,
             "contact_id": contacts[e.to].id if e.to in contacts else False,
@@ -271,39 +287,40 @@ class WacMessage(models.Model):
         return messages
 
     @api.model
-    def _wac_ingest_history(self, account, items, business_number):
-        """Import history items in batches of :data:`BATCH_SIZE` messages; record the sync's
-        phase and progress once per item.
+    def _wac_ingest_history(self, account, items, business_number, units):
+        """Import history items in batches of :data:`BATCH_SIZE` messages; record each item's
+        chunk (phase, order, progress, count) in ``wac.history.chunk``.
 
         Memory is bounded by the batch, not by the webhook: messages are read one at a time
         (``webhook_stream.history_items``), and contacts are resolved per batch; only the
         contact ids of the previous batch are kept (a thread's messages follow each other, so
-        a thread spanning two batches is resolved once).
+        a thread spanning two batches is resolved once). A message that cannot be stored is
+        recorded in ``units`` and its neighbours are imported.
 
         :param items: iterable of ``webhook_stream.HistoryItem``: ``phase``, ``chunk_order``,
             ``progress``, ``declined``, ``complete``, and ``messages``, an iterator of
             ``(wa_id, HistoryMessage or None)``
         :param business_number: the business number as Meta writes it in ``from``; a message
             from it (or with ``from_me``) was sent by the business
+        :param units: the event's ``Units``
         """
         imported = 0
         contact_ids = {}
+        Chunk = self.env["wac.history.chunk"]
         for item in items:
-            if item.declined:
-                account._wac_history_progress(declined=True)
-                continue
             count = 0
             for batch in webhook_stream.batched(item.messages, BATCH_SIZE):
                 contact_ids = self._wac_history_contacts(
-                    account, [wa_id for wa_id, _m in batch if wa_id], contact_ids)
-                count += self._wac_history_batch(account, batch, business_number, contact_ids)
+                    account, [wa_id for wa_id, _m in batch if wa_id], contact_ids, units)
+                count += self._wac_history_batch(
+                    account, batch, business_number, contact_ids, units)
                 self.env.invalidate_all()  # keep memory bounded by the batch
-            account._wac_history_progress(chunk=item, imported=count)
+            Chunk._wac_record(account, item, count)
             imported += count
         return "%d history message(s) imported" % imported
 
     @api.model
-    def _wac_history_contacts(self, account, wa_ids, known):
+    def _wac_history_contacts(self, account, wa_ids, known, units):
         """``{wa_id: contact id}`` for ``wa_ids``, found or created in the account's company.
 
         :param list wa_ids: in the order of the threads (repeated for each message)
@@ -311,37 +328,56 @@ class WacMessage(models.Model):
         """
         wa_ids = dict.fromkeys(wa_ids)
         missing = [wa_id for wa_id in wa_ids if wa_id not in known]
-        contacts = self.env["wac.contact"]._wac_resolve(
-            account, [(wa_id, None, None) for wa_id in missing]) if missing else {}
-        return {wa_id: known[wa_id] if wa_id in known else contacts[wa_id].id
-                for wa_id in wa_ids if wa_id in known or wa_id in contacts}
+        found = {}
+
+        def resolve(part):
+            contacts = self.env["wac.contact"]._wac_resolve(
+                account, [(wa_id, None, None) for wa_id in part])
+            return {wa_id: contact.id for wa_id, contact in contacts.items()}
+
+        for resolved in units.run("contact", missing, resolve):
+            found.update(resolved)
+        return {wa_id: known[wa_id] if wa_id in known else found[wa_id]
+                for wa_id in wa_ids if wa_id in known or wa_id in found}
 
     @api.model
-    def _wac_history_batch(self, account, batch, business_number, contact_ids):
+    def _wac_history_batch(self, account, batch, business_number, contact_ids, units):
         """Insert the messages of ``batch`` (``(wa_id, message or None)`` pairs) not stored yet;
-        return how many were inserted."""
+        return how many were inserted. A message whose values cannot be built (a timestamp
+        out of range) or stored is recorded in ``units``."""
         company_id = account.company_id.id
         messages = [(wa_id, msg) for wa_id, msg in batch if msg is not None and msg.wamid]
         known = self._wac_existing_wamids(company_id, [m.wamid for _w, m in messages])
-        vals_list, seen = [], set()
-        for wa_id, msg in messages:
+        rows, seen = [], set()
+        for position, (wa_id, msg) in enumerate(messages):
             if msg.wamid in known or msg.wamid in seen:
                 continue
             seen.add(msg.wamid)
-            outbound = msg.sent_by_business(business_number)
-            vals_list.append({
-                "company_id": company_id, "account_id": account.id,
-                "contact_id": contact_ids.get(wa_id, False),
-                "wamid": msg.wamid, "direction": "out" if outbound else "in",
-                "source": "history", "message_type": msg.type, "body": msg.text,
-                "is_placeholder": msg.type == "media_placeholder",
-                "media_id": (msg.media or {}).get("id"),
-                "message_at": _ts(msg.timestamp),
-                "status": HISTORY_STATUSES.get(msg.status or "",
-                                               "sent" if outbound else "received"),
-            })
-        self._wac_insert_history(vals_list)
-        return len(vals_list)
+            try:
+                vals = self._wac_history_vals(account, wa_id, msg, business_number, contact_ids)
+            except (ValueError, OverflowError, OSError) as error:
+                units.settle("history message", position, msg, error)
+                continue
+            rows.append(_HistoryRow(msg.raw, vals))
+        inserted = units.run("history message", rows, lambda part: len(
+            self._wac_insert_history([row.vals for row in part])))
+        return sum(inserted)
+
+    @api.model
+    def _wac_history_vals(self, account, wa_id, msg, business_number, contact_ids):
+        """The ``_wac_insert_history`` values of one history message."""
+        outbound = msg.sent_by_business(business_number)
+        return {
+            "company_id": account.company_id.id, "account_id": account.id,
+            "contact_id": contact_ids.get(wa_id, False),
+            "wamid": msg.wamid, "direction": "out" if outbound else "in",
+            "source": "history", "message_type": msg.type, "body": msg.text,
+            "is_placeholder": msg.type == "media_placeholder",
+            "media_id": (msg.media or {}).get("id"),
+            "message_at": _ts(msg.timestamp),
+            "status": HISTORY_STATUSES.get(msg.status or "",
+                                           "sent" if outbound else "received"),
+        }
 
     @api.model
     def _wac_insert_history(self, vals_list):
@@ -390,6 +426,8 @@ class WacMessage(models.Model):
     def _wac_upgrade_placeholders(self, account, media_messages):
         """History media arrive after their placeholder (within 14 days of onboarding)."""
         company_id = account.company_id.id
+        # The same message twice in one change: the last copy wins, stored once.
+        media_messages = list({m.wamid: m for m in media_messages if m.wamid}.values())
         existing = {m.wamid: m for m in self.search([
             ("company_id", "=", company_id), ("wamid", "in", [m.wamid for m in media_messages])])}
         missing = []
@@ -404,7 +442,7 @@ class WacMessage(models.Model):
                 missing.append((media, vals))
         if missing:  # the media webhook overtook its history chunk
             contacts = self.env["wac.contact"]._wac_resolve(
-                account, [(m.from_wa_id, m.bsuid, None) for m, _v in missing])
+                account, [(m.from_wa_id, m.bsuid, None) for m, _v in missing], lock=True)
             self.create([dict(vals, company_id=company_id, account_id=account.id,
                               wamid=m.wamid, direction="in", source="history",
                               message_at=_ts(m.timestamp), status="received",

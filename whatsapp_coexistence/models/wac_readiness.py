@@ -14,9 +14,9 @@ from odoo import api, fields, models
 
 from ..const import (
     PARAM_APP_ID,
-    PARAM_APP_SECRET,
     PARAM_ES_CONFIG_ID,
 )
+from ..tools.wa_cloud.vault import VaultError
 from .wac_template_mapping import MESSAGE_TYPES
 
 # Coexistence numbers have a fixed throughput of 20 messages per second at Meta (130429 beyond).
@@ -133,8 +133,7 @@ class WacReadiness(models.AbstractModel):
             (params.get_param(PARAM_APP_ID) and params.get_param(PARAM_ES_CONFIG_ID),
              _("A system administrator sets the Meta App ID and the Embedded Signup "
                "configuration in Settings › WhatsApp Coexistence.")),
-            (params.get_param(PARAM_APP_SECRET),
-             _("App Secret not set: every webhook is refused.")),
+            self._wac_app_secret_check(),
             (self.env["wac.vault"]._key_source()[1] != "file",
              _("The encryption key is in Odoo's data directory: move it to the "
                "'wa_coexistence_keys' option of the config file or WA_COEXISTENCE_KEYS.")),
@@ -143,6 +142,20 @@ class WacReadiness(models.AbstractModel):
             (account.token_set_on, _("No access token stored.")),
         ]
         return [hint for ok, hint in checks if not ok]
+
+    @api.model
+    def _wac_app_secret_check(self):
+        """``(ok, hint)`` of the App Secret: set, and readable with the configured keys."""
+        _ = self.env._
+        try:
+            readable = bool(self.env["wac.account"]._wac_app_secret())
+        except VaultError:
+            return (False, _(
+                "The App Secret cannot be decrypted: the encryption keys changed since it was "
+                "saved, so every webhook is answered 503 and Meta retries it for up to 7 days. "
+                "Put the previous key back in 'wa_coexistence_keys' (after the new one), or "
+                "enter the App Secret again in Settings › WhatsApp Coexistence."))
+        return (readable, _("App Secret not set: every webhook is refused."))
 
     @api.model
     def _wac_check_templates(self, account):

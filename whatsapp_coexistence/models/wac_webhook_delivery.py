@@ -1,7 +1,7 @@
 import hashlib
 import itertools
-import json
 import logging
+import time
 from datetime import timedelta
 
 import psycopg2
@@ -10,29 +10,90 @@ from odoo import SUPERUSER_ID, api, fields, models
 from odoo.tools import SQL
 
 from ..tools.wa_cloud import signature as wa_signature
-from ..tools.wa_cloud import webhook_stream
+from ..tools.wa_cloud import webhook, webhook_stream
 from ..tools.wa_cloud.errors import sanitize
+from ..tools.wa_cloud.vault import VaultError
+from .wac_webhook_units import RETRY, classify, describe
 
 _logger = logging.getLogger(__name__)
 
 # A change this large is processed in a job of its own (history chunks carry thousands of
 # messages, reference §2.3); smaller ones are processed inline by the delivery's job.
 INLINE_CHANGE_MAX_BYTES = 64 * 1024
-HISTORY_CHANNEL = "root.whatsapp.history"
 # One dispatcher job at a time enqueues the deliveries' jobs (_wac_ensure_dispatcher).
 DISPATCH_IDENTITY_KEY = "wac.webhook.delivery:dispatch"
 DISPATCH_BATCH = 1000
+# Each delivery's processing job, so that the minute cron can tell a live one from a dead one.
+PROCESS_IDENTITY_KEY = "wac-delivery-%d"
 
 # The body is read by the jobs in slices of this many bytes (webhook_stream parses the stream).
 BODY_SLICE_BYTES = 64 * 1024
 
+# The minute cron's grace period: a delivery or event older than this without a live job was
+# left behind by a crash, a cancelled job or a job out of tries.
+STUCK_AFTER = timedelta(minutes=1)
+
 DELIVERY_STATES = [
     ("received", "Received"),
+    ("processing", "Processing"),
     ("done", "Processed"),
     ("partial", "Partly failed"),
     ("failed", "Failed"),
     ("ignored", "Ignored"),
 ]
+
+# Store a delivery. A byte-identical redelivery stores nothing here (DO NOTHING): it never
+# updates the delivery row that its first copy's job writes, and is counted elsewhere.
+_STORE_SQL = """
+    INSERT INTO wac_webhook_delivery
+           (received_at, body, body_sha256, signature, remote_addr, size, state,
+            create_date, write_date, create_uid, write_uid)
+    VALUES (now() at time zone 'UTC', %(body)s, %(sha)s, %(sig)s, %(addr)s, %(size)s,
+            'received', now() at time zone 'UTC', now() at time zone 'UTC', %(uid)s, %(uid)s)
+    ON CONFLICT (body_sha256) DO NOTHING
+    RETURNING id
+"""
+# Count a redelivery (a row of its own, only ever inserted) and tell whether its first copy was
+# queued (one this snapshot cannot see counts as not queued: the dispatcher check is cheap).
+_REDELIVERY_SQL = """
+    WITH counted AS (
+        INSERT INTO wac_webhook_redelivery
+               (body_sha256, received_at, remote_addr, create_date, write_date, create_uid,
+                write_uid)
+        VALUES (%(sha)s, now() at time zone 'UTC', %(addr)s, now() at time zone 'UTC',
+                now() at time zone 'UTC', %(uid)s, %(uid)s)
+    )
+    SELECT EXISTS (SELECT FROM wac_webhook_delivery
+                    WHERE body_sha256 = %(sha)s AND dispatched_at IS NOT NULL)
+"""
+
+
+class _OncePerMinute:
+    """Let a log line through at most once a minute per server process."""
+
+    def __init__(self):
+        self._last = None
+
+    def __call__(self):
+        now = time.monotonic()
+        if self._last is not None and now - self._last < 60:
+            return False
+        self._last = now
+        return True
+
+
+_secret_warning_due = _OncePerMinute()
+
+
+def no_live_job(identity_key):
+    """SQL condition: no job with the identity key ``identity_key`` (an SQL expression) is
+    waiting or running. Two tests, so that queue_job's partial index on the waiting ones
+    serves the first."""
+    return SQL(
+        """NOT EXISTS (SELECT FROM queue_job j WHERE j.identity_key = %(key)s
+                         AND j.state IN ('pending', 'enqueued', 'wait_dependencies'))
+           AND NOT EXISTS (SELECT FROM queue_job j WHERE j.state = 'started'
+                             AND j.identity_key = %(key)s)""", key=identity_key)
 
 
 class WacWebhookDelivery(models.Model):
@@ -56,8 +117,11 @@ class WacWebhookDelivery(models.Model):
     signature = fields.Char("Signature header", readonly=True)
     remote_addr = fields.Char("Source address", readonly=True)
     size = fields.Integer("Size (bytes)", readonly=True)
-    redelivery_count = fields.Integer(readonly=True, help="Byte-identical redeliveries ignored.")
-    state = fields.Selection(DELIVERY_STATES, default="received", readonly=True, index=True)
+    redelivery_count = fields.Integer(compute="_compute_redelivery_count",
+                                      help="Byte-identical redeliveries acknowledged.")
+    state = fields.Selection(DELIVERY_STATES, default="received", readonly=True, index=True,
+                             help="Processing: some of its events are processed in jobs of "
+                             "their own; the minute cron closes it once they all are.")
     error = fields.Text(readonly=True)
     dispatched_at = fields.Datetime(
         "Queued at", readonly=True, help="When the delivery's processing job was enqueued.")
@@ -74,6 +138,12 @@ class WacWebhookDelivery(models.Model):
         for delivery in self:
             delivery.event_count = counts.get(delivery, 0)
 
+    def _compute_redelivery_count(self):
+        counts = self.env["wac.webhook.redelivery"].sudo()._wac_counts(
+            self.mapped("body_sha256"))
+        for delivery in self:
+            delivery.redelivery_count = counts.get(delivery.body_sha256, 0)
+
     # ------------------------------------------------------------
     # INGEST (request time: keep it short)
     # ------------------------------------------------------------
@@ -88,10 +158,18 @@ class WacWebhookDelivery(models.Model):
     def _wac_ingest(self, raw, signature_header, remote_addr):
         """Authenticate ``raw`` and store it; return ``(http_status, reason)``.
 
-        Fails closed: without an App Secret nothing is accepted. A byte-identical redelivery is
-        acknowledged without being processed again.
+        Fails closed: without an App Secret nothing is accepted, and an App Secret that the
+        configured keys cannot decrypt answers 503 (Meta retries for days: nothing is lost
+        once the key is back). A byte-identical redelivery is acknowledged without being
+        processed again.
         """
-        secret = self.env["wac.account"]._wac_app_secret()
+        try:
+            secret = self.env["wac.account"]._wac_app_secret()
+        except VaultError as error:
+            if _secret_warning_due():
+                _logger.error("WhatsApp webhooks answered 503: the App Secret cannot be "
+                              "decrypted (%s). See the readiness tab of the accounts.", error)
+            return 503, "unavailable"
         if not secret:
             self._wac_reject(remote_addr, len(raw), "no_secret")
             return 403, "forbidden"
@@ -100,35 +178,43 @@ class WacWebhookDelivery(models.Model):
                              "bad_signature" if signature_header else "missing_signature")
             return 403, "forbidden"
         try:
-            text = raw.decode("utf-8")
-            if not isinstance(json.loads(text), dict):
-                raise ValueError("not an object")
-        except ValueError:
+            webhook.decode_body(raw)
+        except webhook.PayloadError:
             self._wac_reject(remote_addr, len(raw), "bad_json")
             return 400, "invalid json"
-        self.env.cr.execute(
-            """
-            INSERT INTO wac_webhook_delivery
-                   (received_at, body, body_sha256, signature, remote_addr, size, state,
-                    redelivery_count, create_date, write_date, create_uid, write_uid)
-            VALUES (now() at time zone 'UTC', %(body)s, %(sha)s, %(sig)s, %(addr)s, %(size)s,
-                    'received', 0, now() at time zone 'UTC', now() at time zone 'UTC',
-                    %(uid)s, %(uid)s)
-            ON CONFLICT (body_sha256) DO UPDATE
-               SET redelivery_count = wac_webhook_delivery.redelivery_count + 1
-            RETURNING xmax = 0, dispatched_at IS NOT NULL
-            """,
-            {"body": text, "sha": hashlib.sha256(raw).hexdigest(), "sig": signature_header,
-             "addr": remote_addr, "size": len(raw), "uid": self.env.uid},
-        )
-        inserted, dispatched = self.env.cr.fetchone()
-        # Store first: once this commit returns the delivery is durable, whatever happens next.
-        # It is also what makes the dispatcher check below race-free (_wac_ensure_dispatcher).
-        self.env.cr.commit()  # pylint: disable=invalid-commit
+        stored, dispatched = self._wac_store(raw, signature_header, remote_addr)
         if not dispatched:
             # A redelivery of a delivery not queued yet heals a lost dispatch as well.
             self._wac_ensure_dispatcher()
-        return 200, "ok" if inserted else "duplicate"
+        return 200, "ok" if stored else "duplicate"
+
+    @api.model
+    def _wac_store(self, raw, signature_header, remote_addr):
+        """Store the delivery, or count a redelivery; commit. Return ``(stored, dispatched)``.
+
+        A copy whose first copy was committed by a concurrent request after this
+        transaction's snapshot makes PostgreSQL raise a serialization failure, even with
+        ``DO NOTHING`` (REPEATABLE READ): that can only mean the body is stored, so it is
+        counted as a redelivery in a new transaction, without Odoo replaying the request.
+        """
+        params = {"body": raw.decode("utf-8"), "sha": hashlib.sha256(raw).hexdigest(),
+                  "sig": signature_header, "addr": remote_addr, "size": len(raw),
+                  "uid": self.env.uid}
+        cr = self.env.cr
+        try:
+            cr.execute(_STORE_SQL, params, log_exceptions=False)
+            stored = bool(cr.fetchone())
+        except psycopg2.errors.SerializationFailure:
+            cr.rollback()
+            stored = False
+        dispatched = False
+        if not stored:
+            cr.execute(_REDELIVERY_SQL, params)
+            dispatched = cr.fetchone()[0]
+        # Store first: once this commit returns the delivery is durable, whatever happens next.
+        # It is also what makes the dispatcher check race-free (_wac_ensure_dispatcher).
+        cr.commit()
+        return stored, dispatched
 
     # ------------------------------------------------------------
     # DISPATCH (one queue job per delivery, enqueued outside the request)
@@ -173,10 +259,7 @@ class WacWebhookDelivery(models.Model):
                FOR UPDATE SKIP LOCKED
             """, {"age": older_than, "limit": DISPATCH_BATCH})
         ids = [row[0] for row in self.env.cr.fetchall()]
-        for delivery in self.with_user(SUPERUSER_ID).browse(ids):
-            delivery.with_delay(
-                channel="root.whatsapp", description="WhatsApp webhook delivery %d" % delivery.id,
-            )._wac_process()
+        self.with_user(SUPERUSER_ID).browse(ids)._wac_enqueue()
         if ids:
             self.env.cr.execute(
                 "UPDATE wac_webhook_delivery SET dispatched_at = now() at time zone 'UTC'"
@@ -186,10 +269,51 @@ class WacWebhookDelivery(models.Model):
             self._wac_ensure_dispatcher()
         return len(ids)
 
+    def _wac_enqueue(self):
+        for delivery in self:
+            delivery.with_delay(
+                channel="root.whatsapp", identity_key=PROCESS_IDENTITY_KEY % delivery.id,
+                description="WhatsApp webhook delivery %d" % delivery.id,
+            )._wac_process()
+
     @api.model
     def _wac_cron_dispatch(self):
-        """Safety net: queue what no dispatcher took within a minute."""
-        self._wac_dispatch(older_than=timedelta(minutes=1))
+        """Safety net, every minute: queue what no dispatcher took, and end in a recorded state
+        what a crash, a cancelled job or a job out of tries left behind."""
+        self._wac_dispatch(older_than=STUCK_AFTER)
+        self._wac_fail_abandoned()
+        self.env["wac.webhook.event"]._wac_fail_abandoned()
+        self.env["wac.webhook.event"].flush_model(["state"])
+        self.env.cr.execute(
+            """
+            SELECT d.id FROM wac_webhook_delivery d
+             WHERE d.state = 'processing'
+               AND NOT EXISTS (SELECT FROM wac_webhook_event e
+                                WHERE e.delivery_id = d.id AND e.state = 'pending')
+             LIMIT %s
+            """, [DISPATCH_BATCH])
+        self.browse([row[0] for row in self.env.cr.fetchall()])._wac_settle()
+
+    def _wac_fail_abandoned(self):
+        """Mark failed the deliveries queued a while ago whose job will never run."""
+        self.env.cr.execute(SQL(
+            """
+            SELECT d.id FROM wac_webhook_delivery d
+             WHERE d.state = 'received'
+               AND d.dispatched_at < now() at time zone 'UTC' - %(age)s
+               AND %(no_live_job)s
+             LIMIT %(limit)s
+            """, age=STUCK_AFTER, limit=DISPATCH_BATCH,
+            no_live_job=no_live_job(SQL("'wac-delivery-' || d.id"))))
+        abandoned = self.browse([row[0] for row in self.env.cr.fetchall()])
+        reasons = self.env["wac.webhook.event"]._wac_last_job_errors(
+            [PROCESS_IDENTITY_KEY % delivery.id for delivery in abandoned])
+        for delivery in abandoned:
+            delivery.write({"state": "failed", "error": self.env._(
+                "Its processing job ended without processing it (%(reason)s). Reprocess it.",
+                reason=reasons.get(PROCESS_IDENTITY_KEY % delivery.id)
+                or self.env._("the job is gone"))})
+        return abandoned
 
     # ------------------------------------------------------------
     # PROCESSING (queue_job)
@@ -199,49 +323,68 @@ class WacWebhookDelivery(models.Model):
         """Split the delivery into one event per change, route and process each of them.
 
         Idempotent: events are only created once per delivery, and processing an event twice
-        changes nothing (every object has its own key).
+        changes nothing (every object has its own key). The job always ends with the delivery
+        in a recorded state: a body that cannot be split is *failed* with the reason.
         """
         self.ensure_one()
-        if not self.event_ids:
-            try:
-                # Streamed: a history change's messages stay in the body (its history job
-                # reads them from there), everything else is decoded as usual.
-                changes = webhook_stream.parse_body(self._wac_open_body)
-            except ValueError as error:
-                # Signed by Meta but not a WhatsApp payload: kept, visible, never an error.
-                self.write({"state": "ignored", "error": sanitize(str(error))})
-                return
-            self.env["wac.webhook.event"]._wac_create_from_changes(self, changes)
+        if not self.event_ids and not self._wac_split():
+            return self.state
         for event in self.event_ids.filtered(lambda e: e.state == "pending"):
-            if event.field == "history":
-                # History chunks of one sync share the account's progress and the same
-                # contacts: a channel of capacity 1 imports them one after the other.
-                event._wac_enqueue(channel=HISTORY_CHANNEL)
-            elif len(event.payload or "") > INLINE_CHANGE_MAX_BYTES:
+            if event.field == "history" or len(event.payload or "") > INLINE_CHANGE_MAX_BYTES:
                 event._wac_enqueue()
             else:
                 event._wac_process_safely()
-        self._wac_update_state()
+        self._wac_settle()
+        return self.state
+
+    def _wac_split(self):
+        """Create the delivery's events; on failure record why and return ``False``."""
+        try:
+            with self.env.cr.savepoint():
+                # Streamed: a history change's messages stay in the body (its history job
+                # reads them from there), everything else is decoded as usual.
+                changes = webhook_stream.parse_body(self._wac_open_body)
+                self.env["wac.webhook.event"]._wac_create_from_changes(self, changes)
+            return True
+        except webhook.PayloadError as error:
+            # Signed by Meta but not a WhatsApp payload: kept, visible, never an error.
+            self.write({"state": "ignored", "error": sanitize(str(error))})
+        except Exception as error:  # job boundary: always end in a recorded state
+            if classify(error) == RETRY:
+                raise  # queue_job postpones the job with a debug line: the next try sees more
+            _logger.warning("WhatsApp webhook delivery %d cannot be split: %s", self.id,
+                            describe(error))
+            self.write({"state": "failed", "error": self.env._(
+                "Its changes could not be read: %(reason)s", reason=describe(error))})
+        return False
 
     def _wac_open_body(self):
         """The body as a new binary stream, read from the database one slice at a time."""
         self.ensure_one()
         return _BodyReader(self.env.cr, self.id)
 
-    def _wac_update_state(self):
+    def _wac_settle(self):
+        """Set each delivery's state from its events' (its own job, then the minute cron:
+        event jobs never write the delivery, whose row would then be hot)."""
         for delivery in self:
             states = set(delivery.event_ids.mapped("state"))
-            if "failed" in states:
-                delivery.state = "failed" if states == {"failed"} else "partial"
-            elif "pending" in states:
-                delivery.state = "received"
+            if "pending" in states:
+                state = "processing"
+            elif states & {"failed", "partial"}:
+                state = "failed" if states == {"failed"} else "partial"
             else:
-                delivery.state = "done"
+                state = "done"
+            if delivery.state != state:
+                delivery.state = state
 
     def action_reprocess(self):
-        """Process the failed and pending events of these deliveries again."""
-        self.event_ids.filtered(lambda e: e.state in ("failed", "pending", "unroutable")) \
-            .action_reprocess()
+        """Process again the failed, partly failed and pending events of these deliveries, and
+        the deliveries that could not be split."""
+        self.event_ids.action_reprocess()
+        unsplit = self.filtered(lambda d: not d.event_ids and d.state in ("failed", "received"))
+        unsplit.write({"state": "received", "error": False,
+                       "dispatched_at": fields.Datetime.now()})
+        unsplit._wac_enqueue()
         return True
 
 

@@ -1,33 +1,42 @@
 import json
 import logging
-
-import psycopg2
+import random
 
 from odoo import SUPERUSER_ID, api, fields, models
+from odoo.tools import SQL
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
 from ..tools.wa_cloud import webhook, webhook_stream
 from ..tools.wa_cloud.errors import sanitize
+from .wac_webhook_delivery import STUCK_AFTER, no_live_job
+from .wac_webhook_units import RETRY, Units, classify, describe
 
 _logger = logging.getLogger(__name__)
 
 EVENT_STATES = [
     ("pending", "Pending"),
     ("done", "Done"),
+    ("partial", "Partly failed"),
     ("failed", "Failed"),
     ("unroutable", "Unroutable"),
     ("ignored", "Ignored"),
 ]
+#: States a person (or the reprocess action) can send back to processing.
+REPROCESSABLE_STATES = ("failed", "partial", "pending", "unroutable")
 
-# Errors that say "try again": another worker committed the same contact or message first, or
-# the database asked us to retry. A second attempt then finds the row and deduplicates.
-TRANSIENT_DB_ERRORS = (
-    psycopg2.errors.UniqueViolation,
-    psycopg2.errors.SerializationFailure,
-    psycopg2.errors.LockNotAvailable,
-    psycopg2.errors.DeadlockDetected,
-)
+WEBHOOK_CHANNEL = "root.whatsapp"
+# History chunks of one sync share the same contacts: a channel of capacity 1 imports them one
+# after the other. It is a subchannel of root.whatsapp, whose queue orders jobs by priority
+# first: a chunk takes the next free slot before the waiting deliveries, which therefore can
+# delay it by one job at most, never by their backlog.
+HISTORY_CHANNEL = "root.whatsapp.history"
+HISTORY_PRIORITY = 5
+# A conflict with another job is retried after about this many seconds times the try number,
+# jittered so that the jobs that collided do not collide again.
+RETRY_SECONDS = 5
+# Unit failures listed in an event's error; the others are counted.
+FAILURES_SHOWN = 20
 
 
 class WacWebhookEvent(models.Model):
@@ -60,7 +69,8 @@ class WacWebhookEvent(models.Model):
     state = fields.Selection(EVENT_STATES, default="pending", required=True, index=True,
                              readonly=True)
     summary = fields.Char(readonly=True)
-    error = fields.Text(readonly=True)
+    error = fields.Text(readonly=True, help="Why the event failed, or which of its messages, "
+                        "statuses or contacts failed and why, each with what Meta sent.")
     attempts = fields.Integer(readonly=True)
     processed_at = fields.Datetime(readonly=True)
 
@@ -117,19 +127,25 @@ class WacWebhookEvent(models.Model):
     # PROCESSING
     # ------------------------------------------------------------
 
-    def _wac_enqueue(self, eta=None, channel=None):
+    def _wac_enqueue(self, eta=None):
+        """Process each event in a job of its own, history in the history channel."""
         for event in self.with_user(SUPERUSER_ID):
-            if channel is None:
-                channel = "root.whatsapp.history" if event.field == "history" else "root.whatsapp"
+            history = event.field == "history"
             event.with_delay(
-                channel=channel, eta=eta, identity_key="wac-event-%d" % event.id,
+                channel=HISTORY_CHANNEL if history else WEBHOOK_CHANNEL,
+                priority=HISTORY_PRIORITY if history else None, eta=eta,
+                identity_key="wac-event-%d" % event.id,
                 description="WhatsApp webhook event %s #%d" % (event.field, event.id),
             )._wac_job_process()
 
     def _wac_job_process(self):
-        """queue_job entry point: process one event, retrying on transient database errors."""
+        """queue_job entry point: process one event; a conflict with another job is retried.
+
+        The job always ends with the event in a recorded state: processed, failed with its
+        reason, or (a conflict) pending with its job postponed, until its last try.
+        """
         self.ensure_one()
-        if self.state not in ("pending", "failed", "unroutable"):
+        if self.state not in REPROCESSABLE_STATES:
             return "Nothing to do: event is %s" % self.state
         if self.state == "unroutable":
             self._wac_route()
@@ -138,43 +154,85 @@ class WacWebhookEvent(models.Model):
         try:
             with self.env.cr.savepoint():
                 self._wac_process()
-        except TRANSIENT_DB_ERRORS as error:
-            self.write({"attempts": self.attempts + 1, "error": sanitize(str(error))})
-            raise RetryableJobError("Concurrent update, retrying", seconds=5) from error
-        except Exception as error:  # job boundary: always end in a recorded state
-            self._wac_record_failure(error)
+        except Exception as error:  # job boundary: retried quietly, or recorded
+            if classify(error) != RETRY:
+                self._wac_record_failure(error)
+                return self.summary
+            tries, max_tries = self._wac_job_tries()
+            if max_tries and tries + 1 >= max_tries:
+                self._wac_record_failure(error, tries=tries + 1)
+                return self.summary
+            # Another job wrote the same rows: quiet, its work is seen on the next try.
+            _logger.debug("WhatsApp webhook event %d: %s; retrying.", self.id, describe(error))
+            raise RetryableJobError(describe(error), seconds=self._wac_retry_delay(tries)) \
+                from error
         return self.summary
 
+    def _wac_job_tries(self):
+        """``(tries before this one, tries allowed)`` of the running job, ``(0, 0)`` outside a
+        job."""
+        uuid = self.env.context.get("job_uuid")
+        if not uuid:
+            return 0, 0
+        self.env.cr.execute("SELECT retry, max_retries FROM queue_job WHERE uuid = %s", [uuid])
+        row = self.env.cr.fetchone()
+        return (row[0] or 0, row[1] or 0) if row else (0, 0)
+
+    @api.model
+    def _wac_retry_delay(self, tries):
+        """Seconds before the next try: longer each time, jittered."""
+        return round(RETRY_SECONDS * (tries + 1) * random.uniform(1.0, 2.0))
+
     def _wac_process_safely(self):
-        """Process inline (inside the delivery's job); transient errors go to a job of their own."""
+        """Process inline (inside the delivery's job); a conflict sends the event to a job of
+        its own, anything else is recorded on it."""
         for event in self:
             try:
                 with self.env.cr.savepoint():
                     event._wac_process()
-            except TRANSIENT_DB_ERRORS as error:
-                event.write({"attempts": event.attempts + 1, "error": sanitize(str(error))})
-                event._wac_enqueue()
-            except Exception as error:  # job boundary: always end in a recorded state
-                event._wac_record_failure(error)
+            except Exception as error:  # job boundary: retried in a job, or recorded
+                if classify(error) == RETRY:
+                    event._wac_enqueue(eta=event._wac_retry_delay(0))
+                else:
+                    event._wac_record_failure(error)
 
-    def _wac_record_failure(self, error):
-        _logger.warning("WhatsApp webhook event %d (%s) failed: %s", self.id, self.field,
-                        sanitize(repr(error)))
-        self.write({"state": "failed", "attempts": self.attempts + 1,
-                    "error": sanitize("%s: %s" % (type(error).__name__, error))})
+    def _wac_record_failure(self, error, tries=None):
+        """Mark the event failed with the reason; ``tries``: the conflict outlasted them."""
+        reason = describe(error)
+        if tries:
+            reason = self.env._("Gave up after %(tries)s tries: %(reason)s",
+                                tries=tries, reason=reason)
+        _logger.warning("WhatsApp webhook event %d (%s) failed: %s", self.id, self.field, reason)
+        self.write({"state": "failed", "attempts": self.attempts + 1, "error": reason})
 
     def _wac_process(self):
-        """Apply the event to its company. Every handler is idempotent."""
+        """Apply the event to its company. Every handler is idempotent.
+
+        Handlers apply the messages, statuses and contacts of the change through
+        :class:`~.wac_webhook_units.Units`: a bad one is listed in ``error`` and the event
+        ends *partly failed*; the others are processed.
+        """
         self.ensure_one()
         handler = getattr(self, "_wac_handle_%s" % self.field, None)
         if handler is None:
             self.write({"state": "ignored", "summary": "Field not handled"})
             return
         account = self.account_id.sudo().with_company(self.company_id)
-        summary = handler(account, self._wac_value())
-        self.write({"state": "done", "summary": summary, "error": False,
+        units = Units(self.env.cr)
+        summary = handler(account, self._wac_value(), units)
+        self.write({"state": "partial" if units.failures else "done", "summary": summary,
+                    "error": self._wac_failures_text(units.failures) or False,
                     "attempts": self.attempts + 1, "processed_at": fields.Datetime.now()})
-        self.delivery_id._wac_update_state()
+
+    def _wac_failures_text(self, failures):
+        """What a person reads about the units that failed: kind, position, reason, fragment."""
+        lines = [self.env._("%(kind)s #%(position)s: %(reason)s\n%(fragment)s",
+                            kind=failure.kind, position=failure.position + 1,
+                            reason=failure.reason, fragment=failure.fragment)
+                 for failure in failures[:FAILURES_SHOWN]]
+        if len(failures) > FAILURES_SHOWN:
+            lines.append(self.env._("…and %(count)s more.", count=len(failures) - FAILURES_SHOWN))
+        return "\n\n".join(lines)
 
     def _wac_value(self):
         """The change's value, decoded; a ``history`` array is left in the payload.
@@ -188,47 +246,87 @@ class WacWebhookEvent(models.Model):
             return webhook_stream.load_value(lambda: webhook_stream.TextReader(payload))
         return json.loads(payload)
 
+    def _wac_fail_abandoned(self):
+        """Mark failed the pending events whose job will never run (a crash, a cancelled or
+        deleted job, a job out of tries): nothing stays *pending* forever."""
+        self.env.cr.execute(SQL(
+            """
+            SELECT e.id FROM wac_webhook_event e
+             WHERE e.state = 'pending'
+               AND e.write_date < now() at time zone 'UTC' - %(age)s
+               AND %(no_live_job)s
+             LIMIT 1000
+            """, age=STUCK_AFTER, no_live_job=no_live_job(SQL("'wac-event-' || e.id"))))
+        abandoned = self.browse([row[0] for row in self.env.cr.fetchall()])
+        reasons = self._wac_last_job_errors(["wac-event-%d" % event.id for event in abandoned])
+        for event in abandoned:
+            event.write({"state": "failed", "error": self.env._(
+                "Its job ended without processing it (%(reason)s). Reprocess it.",
+                reason=reasons.get("wac-event-%d" % event.id) or self.env._("the job is gone"))})
+        return abandoned
+
+    @api.model
+    def _wac_last_job_errors(self, identity_keys):
+        """``{identity key: how its last job ended}``, for the keys that had a job."""
+        if not identity_keys:
+            return {}
+        self.env.cr.execute(
+            """
+            SELECT DISTINCT ON (identity_key) identity_key, state, exc_name, exc_message
+              FROM queue_job WHERE identity_key = ANY(%s) ORDER BY identity_key, id DESC
+            """, [list(identity_keys)])
+        return {key: sanitize(" ".join(p for p in (exc_name, exc_message) if p) or state)
+                for key, state, exc_name, exc_message in self.env.cr.fetchall()}
+
     def action_reprocess(self):
-        """Route failed, pending and unroutable events again and process them in jobs."""
-        events = self.filtered(lambda e: e.state in ("failed", "pending", "unroutable"))
+        """Route failed, partly failed, pending and unroutable events again and process them in
+        jobs; their deliveries show *processing* until the minute cron sees them settled."""
+        events = self.filtered(lambda e: e.state in REPROCESSABLE_STATES)
         for event in events:
             self.env["wac.audit.log"]._wac_log(event, "reprocess", self.env._("Reprocess"),
                                                old=event.state)
-        events.sudo().write({"state": "pending", "error": False})
-        events.sudo()._wac_route()
-        events.filtered(lambda e: e.state == "pending").sudo()._wac_enqueue()
+        events = events.sudo()
+        events.write({"state": "pending", "error": False})
+        events._wac_route()
+        events.delivery_id.write({"state": "processing"})
+        events.filtered(lambda e: e.state == "pending")._wac_enqueue()
         return True
 
     # ------------------------------------------------------------
     # HANDLERS: one per webhook field, each returns a short summary
     # ------------------------------------------------------------
 
-    def _wac_handle_messages(self, account, value):
+    def _wac_handle_messages(self, account, value, units):
         Message = self.env["wac.message"].sudo()
         parts = []
         statuses = webhook.statuses(value)
         if statuses:
-            Message._wac_ingest_statuses(account, statuses)
+            units.run("status", statuses,
+                      lambda batch: Message._wac_ingest_statuses(account, batch))
             parts.append("%d status(es)" % len(statuses))
         inbound = webhook.inbound_messages(value)
         if inbound:
-            Message._wac_ingest_inbound(account, inbound)
+            units.run("message", inbound,
+                      lambda batch: Message._wac_ingest_inbound(account, batch))
             parts.append("%d inbound message(s)" % len(inbound))
-        for error in value.get("errors") or []:
-            account._wac_log_meta_error(error)
-            parts.append("error %s" % error.get("code"))
+        errors = webhook.change_errors(value)
+        units.run("error", errors,
+                  lambda batch: [account._wac_log_meta_error(error) for error in batch])
+        parts += ["error %s" % error.get("code") for error in errors]
         return ", ".join(parts) or "empty"
 
-    def _wac_handle_smb_message_echoes(self, account, value):
+    def _wac_handle_smb_message_echoes(self, account, value, units):
         echoes = webhook.echoes(value)
-        self.env["wac.message"].sudo()._wac_ingest_echoes(account, echoes)
+        Message = self.env["wac.message"].sudo()
+        units.run("echo", echoes, lambda batch: Message._wac_ingest_echoes(account, batch))
         return "%d echo(es) from the Business App" % len(echoes)
 
-    def _wac_handle_history(self, account, value):
+    def _wac_handle_history(self, account, value, units):
         Message = self.env["wac.message"].sudo()
         media = webhook.history_media(value)
         if media:
-            Message._wac_upgrade_placeholders(account, media)
+            units.run("message", media,
+                      lambda batch: Message._wac_upgrade_placeholders(account, batch))
             return "%d media asset(s)" % len(media)
         # The business number as Meta writes it in ``from`` (digits), not as the user typed it.
         business_number = (value.get("metadata") or {}).get("display_phone_number")
@@ -244,17 +342,20 @@ class WacWebhookEvent(models.Model):
         else:
             items = ()  # no history array
         return Message._wac_ingest_history(
-            account, items, business_number or account.display_phone_number)
+            account, items, business_number or account.display_phone_number, units)
 
-    def _wac_handle_smb_app_state_sync(self, account, value):
-        items = webhook.state_sync(value)
-        return self.env["wac.contact"].sudo()._wac_ingest_state_sync(account, items)
+    def _wac_handle_smb_app_state_sync(self, account, value, units):
+        Contact = self.env["wac.contact"].sudo()
+        counts = units.run("contact", webhook.state_sync(value),
+                           lambda batch: Contact._wac_ingest_state_sync(account, batch))
+        return "%d contact(s) added or edited, %d removed" % (
+            sum(c["added"] for c in counts), sum(c["removed"] for c in counts))
 
-    def _wac_handle_account_update(self, account, value):
+    def _wac_handle_account_update(self, account, value, units):
         return "; ".join(account._wac_apply_account_update(update)
                          for update in webhook.account_update(value))
 
-    def _wac_handle_template_event(self, account, value):
+    def _wac_handle_template_event(self, account, value, units):
         Template = self.env["wac.template"].sudo()
         return "; ".join(Template._wac_apply_event(account, event)
                          for event in webhook.template_event(self.field, value))
@@ -263,6 +364,8 @@ class WacWebhookEvent(models.Model):
     _wac_handle_message_template_quality_update = _wac_handle_template_event
     _wac_handle_template_category_update = _wac_handle_template_event
 
-    def _wac_handle_user_preferences(self, account, value):
+    def _wac_handle_user_preferences(self, account, value, units):
         prefs = webhook.user_preferences(value)
-        return self.env["wac.contact"].sudo()._wac_apply_preferences(account, prefs)
+        Contact = self.env["wac.contact"].sudo()
+        units.run("preference", prefs, lambda batch: Contact._wac_apply_preferences(account, batch))
+        return "%d preference(s)" % len(prefs)

@@ -49,4 +49,7 @@ class WacWebhookRejection(models.Model):
                    last_seen = EXCLUDED.last_seen
             """,
             {"addr": remote_addr or "", "reason": reason, "size": size, "uid": self.env.uid},
+            # Refusals from one source in the same hour update one row: a conflict is a
+            # serialization failure that Odoo retries (the request's body is kept for it).
+            log_exceptions=False,
         )

@@ -4,6 +4,9 @@ from . import test_vault
 from . import test_webhook
 from . import test_webhook_fields
 from . import test_webhook_history
+from . import test_webhook_concurrency
+from . import test_webhook_poison
+from . import test_webhook_recovery
 from . import test_ui
 from . import test_automation
 from . import test_send

@@ -1,11 +1,14 @@
 import json
 
+from cryptography.fernet import Fernet
+
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.queue_job.tests.common import trap_jobs
 
 from ..const import PARAM_APP_SECRET, PARAM_VERIFY_TOKEN, WEBHOOK_ROUTE
+from ..models import wac_webhook_delivery
 from ..models.wac_webhook_delivery import DISPATCH_IDENTITY_KEY
 from . import payloads as P
 from .common import SALON, VERIFY_TOKEN, WacHttpCase
@@ -82,6 +85,28 @@ class TestWebhookTransport(WacHttpCase):
         credentials = self.account_a._wac_readiness()[0]
         self.assertFalse(credentials.ok)
         self.assertIn("App Secret not set: every webhook is refused.", credentials.missing)
+
+    def test_app_secret_that_cannot_be_decrypted_answers_503(self):
+        """The keys changed: Meta is told to retry (503), one line a minute is logged, no
+        traceback, no refusal counted, and the readiness tab says what to do."""
+        other_key = Fernet(Fernet.generate_key())
+        self.env["ir.config_parameter"].sudo().set_param(
+            PARAM_APP_SECRET, other_key.encrypt(self.fake.app_secret.encode()).decode())
+        wac_webhook_delivery._secret_warning_due.__init__()  # a fresh minute for this test
+        with self.assertLogs("odoo.addons.whatsapp_coexistence", "WARNING") as logs:
+            for _request in range(3):
+                response = self.post_webhook(P.inbound_text())
+                self.assertEqual(response.status_code, 503)
+                self.assertEqual(response.json(), {"status": "unavailable"})
+        self.assertEqual(len(logs.output), 1, logs.output)
+        self.assertIn("App Secret cannot be decrypted", logs.output[0])
+        self.assertNotIn(self.fake.app_secret, logs.output[0])
+        self.assertFalse(self.env["wac.webhook.delivery"].search([]))
+        self.assertFalse(self.env["wac.webhook.rejection"].search([]))
+        credentials = self.account_a._wac_readiness()[0]
+        self.assertFalse(credentials.ok)
+        self.assertTrue(any("cannot be decrypted" in hint and "wa_coexistence_keys" in hint
+                            for hint in credentials.missing), credentials.missing)
 
     def test_unicode_body_is_signed_over_the_escaped_raw_bytes(self):
         payload = P.inbound_text(body="Olá, posso remarcar? äöå 😀", profile_name="João")
@@ -172,15 +197,18 @@ class TestWebhookTransport(WacHttpCase):
 
     def test_malformed_json_and_oversized_body(self):
         Rejection = self.env["wac.webhook.rejection"]
+        bodies = (b'{"object": "whatsapp_business_account", ', b"[1, 2]", b"\xff\xfe",
+                  b'{"object": "whatsapp_business_account", "entry": [], "n": NaN}',
+                  b'{"object": "whatsapp_business_account", "entry": [Infinity]}')
         with mute_logger(QUIET):
-            for body in (b'{"object": "whatsapp_business_account", ', b"[1, 2]", b"\xff\xfe"):
+            for body in bodies:
                 response = self.post_webhook(body=body)
                 self.assertEqual(response.status_code, 400, body)
             big = b'{"pad": "' + b"x" * (8 * 1024 * 1024 + 1) + b'"}'
             response = self.post_webhook(body=big)
             self.assertEqual(response.status_code, 413)
         counts = {r.reason: r.count for r in Rejection.search([])}
-        self.assertEqual(counts, {"bad_json": 3, "too_large": 1})
+        self.assertEqual(counts, {"bad_json": 5, "too_large": 1})
         self.assertFalse(self.env["wac.webhook.delivery"].search([]))
 
     def test_batch_mixing_two_companies_is_routed_per_company(self):

@@ -6,9 +6,15 @@ Envelope: ``{"object": "whatsapp_business_account", "entry": [{"id": <WABA id>, 
 
 Extractors never raise ``KeyError``: Meta adds fields and types over time, and the webhook of a
 gradual rollout may lack a block. Unknown shapes are kept in ``raw``.
+
+Every text an extractor returns can be stored in PostgreSQL as it is: a lone UTF-16 surrogate
+(``"\\udfff"`` is valid JSON that Meta signs) becomes U+FFFD, NUL characters (which a PostgreSQL
+``text`` cannot hold) are removed, and identifiers and names (what lands in indexed columns) are
+cut at :data:`KEY_MAX_CHARS`. The untouched values stay in ``raw`` and in the delivery's body.
 https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/overview
 """
 
+import json
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
@@ -61,6 +67,11 @@ OFFBOARDED_EVENT = "ACCOUNT_OFFBOARDED"
 RECONNECTED_EVENT = "ACCOUNT_RECONNECTED"
 
 
+#: Longest identifier or name kept (wamid, wa_id, field, ids, profile names): a btree index
+#: entry holds at most 2,704 bytes, and 512 characters are at most 2,048 bytes of UTF-8.
+KEY_MAX_CHARS = 512
+
+
 class PayloadError(ValueError):
     """The body is not a WhatsApp Business Account webhook envelope."""
 
@@ -78,10 +89,47 @@ def _list(value):
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
+def unpaired_surrogates_replaced(text):
+    """``text`` with each lone UTF-16 surrogate replaced by U+FFFD.
+
+    Python's ``json`` and ijson's Python backend decode ``"\\udc00"`` to a lone surrogate,
+    which UTF-8 cannot encode, so neither PostgreSQL nor a log line could take it.
+
+    :param str text: any text
+    :rtype: str
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # UTF-16 pairs the valid surrogate pairs; what is left alone becomes U+FFFD.
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def storable(text):
+    """``text`` as PostgreSQL can store it: without NUL characters (a ``text`` value cannot
+    hold them) and with :func:`unpaired_surrogates_replaced`.
+
+    :param str text: any text
+    :rtype: str
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return unpaired_surrogates_replaced(text)
+
+
 def _str(value):
     if value is None or isinstance(value, (dict, list)):
         return None
-    return str(value)
+    return storable(str(value))
+
+
+def _key(value):
+    """:func:`_str` cut at :data:`KEY_MAX_CHARS`: an identifier or a name."""
+    text = _str(value)
+    return text[:KEY_MAX_CHARS] if text is not None else None
 
 
 def _int(value):
@@ -89,7 +137,7 @@ def _int(value):
         return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         try:
             return int(float(value))
         except (TypeError, ValueError, OverflowError):
@@ -127,12 +175,12 @@ class Change:
     @property
     def phone_number_id(self):
         """``value.metadata.phone_number_id`` or ``None``."""
-        return _str(_get(self.value, "metadata", "phone_number_id"))
+        return _key(_get(self.value, "metadata", "phone_number_id"))
 
     @property
     def display_phone_number(self):
         """``value.metadata.display_phone_number`` (digits) or ``None``."""
-        return _str(_get(self.value, "metadata", "display_phone_number"))
+        return _key(_get(self.value, "metadata", "display_phone_number"))
 
     @property
     def waba_id(self):
@@ -142,13 +190,39 @@ class Change:
         ``value.waba_info.waba_id``: the latter is preferred (reference §1.3).
         """
         if self.field == "account_update":
-            return _str(_get(self.value, "waba_info", "waba_id")) or self.entry_id
+            return _key(_get(self.value, "waba_info", "waba_id")) or self.entry_id
         return self.entry_id
 
     @property
     def handled(self):
         """``True`` when :data:`HANDLED_FIELDS` contains the field."""
         return self.field in HANDLED_FIELDS
+
+
+def _refuse_constant(name):
+    raise PayloadError("Webhook body is not JSON: %s is not a JSON number" % name)
+
+
+def decode_body(raw):
+    """Decode a webhook body as JSON, strictly: what the door accepts.
+
+    ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (RFC 8259), though Python's ``json``
+    reads them; nesting deeper than Python's recursion limit is refused too. Lone surrogate
+    escapes are valid JSON and are accepted (:func:`storable` repairs them later).
+
+    :param bytes raw: the body as received
+    :raises PayloadError: not UTF-8, not JSON, or not a JSON object
+    :rtype: dict
+    """
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError and JSONDecodeError too
+        if isinstance(error, PayloadError):
+            raise
+        raise PayloadError("Webhook body is not JSON: %s" % type(error).__name__) from error
+    if not isinstance(data, dict):
+        raise PayloadError("Webhook body is not a JSON object")
+    return data
 
 
 def parse_payload(data):
@@ -175,14 +249,54 @@ def parse_payload(data):
                 continue
             changes.append(
                 Change(
-                    entry_id=_str(entry.get("id")),
+                    entry_id=_key(entry.get("id")),
                     entry_time=_int(entry.get("time")),
-                    field=_str(change.get("field")),
+                    field=_key(change.get("field")),
                     value=_dict(change.get("value")),
                     index=(entry_index, change_index),
                 )
             )
     return changes
+
+
+def change_errors(value):
+    """Out-of-band ``value.errors[]`` (errors not tied to a message).
+
+    :rtype: list[dict]
+    """
+    return _list(_dict(value).get("errors"))
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """One item of an ``errors[]`` array, typed (a status's, a message's or a change's).
+
+    :ivar code: Meta's error code, or ``None``
+    :ivar title: short title, or ``None``
+    :ivar details: ``error_data.details``, else ``message``, or ``None``
+    """
+
+    code: int | None
+    title: str | None
+    details: str | None
+
+
+#: PostgreSQL ``integer`` bounds: a code outside them is not one of Meta's.
+_INT4_MIN, _INT4_MAX = -(2**31), 2**31 - 1
+
+
+def error_info(errors):
+    """The first of ``errors`` (a list of dicts, maybe empty) as an :class:`ErrorInfo`.
+
+    :rtype: ErrorInfo
+    """
+    error = next(iter(_list(errors)), {})
+    code = _int(error.get("code"))
+    return ErrorInfo(
+        code=code if code is not None and _INT4_MIN <= code <= _INT4_MAX else None,
+        title=_key(error.get("title")),
+        details=_str(_get(error, "error_data", "details")) or _str(error.get("message")),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -195,7 +309,7 @@ def _location_text(location):
     label = ", ".join(str(p) for p in (location.get("name"), location.get("address")) if p)
     lat, lng = location.get("latitude"), location.get("longitude")
     coords = f"({lat}, {lng})" if lat is not None and lng is not None else ""
-    return " ".join(p for p in (label, coords) if p) or None
+    return storable(" ".join(p for p in (label, coords) if p)) or None
 
 
 def _message_text(msg):
@@ -221,7 +335,7 @@ def _message_text(msg):
         return _str(_get(msg, kind, "caption"))
     if kind == "contacts":
         names = [_get(c, "name", "formatted_name") for c in _list(msg.get("contacts"))]
-        return ", ".join(str(n) for n in names if n) or None
+        return storable(", ".join(str(n) for n in names if n)) or None
     if kind == "edit":
         return _message_text(_dict(_get(msg, "edit", "message")))
     return None
@@ -238,40 +352,40 @@ def _message_media(msg):
     media = _dict(msg.get(kind))
     return {
         "type": kind,
-        "id": _str(media.get("id")),
-        "mime_type": _str(media.get("mime_type")),
-        "sha256": _str(media.get("sha256")),
+        "id": _key(media.get("id")),
+        "mime_type": _key(media.get("mime_type")),
+        "sha256": _key(media.get("sha256")),
         "caption": _str(media.get("caption")),
-        "filename": _str(media.get("filename")),
+        "filename": _key(media.get("filename")),
     }
 
 
 def _button_payload(msg):
     kind = msg.get("type")
     if kind == "button":
-        return _str(_get(msg, "button", "payload"))
+        return _key(_get(msg, "button", "payload"))
     if kind == "interactive":
         interactive = _dict(msg.get("interactive"))
         for reply in ("button_reply", "list_reply"):
             if reply in interactive:
-                return _str(_get(interactive, reply, "id"))
+                return _key(_get(interactive, reply, "id"))
     return None
 
 
 def _context_wamid(msg):
-    context_id = _str(_get(msg, "context", "id"))
+    context_id = _key(_get(msg, "context", "id"))
     if context_id:
         return context_id
     # A reaction points at the message it reacts to, without a context block.
     if msg.get("type") == "reaction":
-        return _str(_get(msg, "reaction", "message_id"))
+        return _key(_get(msg, "reaction", "message_id"))
     return None
 
 
 def _original_wamid(msg):
     kind = msg.get("type")
     if kind in ("edit", "revoke"):
-        return _str(_get(msg, kind, "original_message_id"))
+        return _key(_get(msg, kind, "original_message_id"))
     return None
 
 
@@ -344,12 +458,12 @@ def inbound_messages(value):
         system = msg.get("system")
         result.append(
             InboundMessage(
-                wamid=_str(msg.get("id")),
-                from_wa_id=_str(msg.get("from")),
-                bsuid=_str(contact.get("user_id") or msg.get("from_user_id")),
-                profile_name=_str(_get(contact, "profile", "name")),
+                wamid=_key(msg.get("id")),
+                from_wa_id=_key(msg.get("from")),
+                bsuid=_key(contact.get("user_id") or msg.get("from_user_id")),
+                profile_name=_key(_get(contact, "profile", "name")),
                 timestamp=_int(msg.get("timestamp")),
-                type=_str(msg.get("type")),
+                type=_key(msg.get("type")),
                 text=_message_text(msg),
                 button_payload=_button_payload(msg),
                 context_wamid=_context_wamid(msg),
@@ -387,6 +501,16 @@ class StatusUpdate:
     errors: list
     raw: dict = dc_field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def pricing_category(self):
+        """``pricing.category`` (``utility``, ``service``...) or ``None``."""
+        return _key(_get(self.pricing, "category"))
+
+    @property
+    def pricing_type(self):
+        """``pricing.type`` (``regular``, ``free_customer_service``...) or ``None``."""
+        return _key(_get(self.pricing, "type"))
+
 
 def statuses(value):
     """Extract ``value.statuses[]`` as :class:`StatusUpdate` objects.
@@ -395,15 +519,15 @@ def statuses(value):
     """
     result = []
     for item in _list(_dict(value).get("statuses")):
-        status = _str(item.get("status"))
+        status = _key(item.get("status"))
         pricing = item.get("pricing")
         result.append(
             StatusUpdate(
-                wamid=_str(item.get("id")),
+                wamid=_key(item.get("id")),
                 status=status.lower() if status else None,
                 timestamp=_int(item.get("timestamp")),
-                recipient_id=_str(item.get("recipient_id")),
-                biz_opaque_callback_data=_str(item.get("biz_opaque_callback_data")),
+                recipient_id=_key(item.get("recipient_id")),
+                biz_opaque_callback_data=_key(item.get("biz_opaque_callback_data")),
                 pricing=pricing if isinstance(pricing, dict) else None,
                 errors=_list(item.get("errors")),
                 raw=item,
@@ -476,11 +600,11 @@ def echoes(value):
     """
     return [
         EchoMessage(
-            wamid=_str(msg.get("id")),
-            from_number=_str(msg.get("from")),
-            to=_str(msg.get("to")),
+            wamid=_key(msg.get("id")),
+            from_number=_key(msg.get("from")),
+            to=_key(msg.get("to")),
             timestamp=_int(msg.get("timestamp")),
-            type=_str(msg.get("type")),
+            type=_key(msg.get("type")),
             text=_message_text(msg),
             media=_message_media(msg),
             raw=msg,
@@ -575,14 +699,14 @@ class HistoryChunk(HistoryChunkState):
 
 def _history_message(msg):
     context = _dict(msg.get("history_context"))
-    status = _str(context.get("status"))
+    status = _key(context.get("status"))
     from_me = context.get("from_me")
     return HistoryMessage(
-        wamid=_str(msg.get("id")),
-        from_number=_str(msg.get("from")),
-        to=_str(msg.get("to")),
+        wamid=_key(msg.get("id")),
+        from_number=_key(msg.get("from")),
+        to=_key(msg.get("to")),
         timestamp=_int(msg.get("timestamp")),
-        type=_str(msg.get("type")),
+        type=_key(msg.get("type")),
         text=_message_text(msg),
         status=status.upper() if status else None,
         from_me=from_me if isinstance(from_me, bool) else None,
@@ -602,7 +726,7 @@ def history(value):
     for item in _list(_dict(value).get("history")):
         threads = [
             HistoryThread(
-                wa_id=_str(thread.get("id")),
+                wa_id=_key(thread.get("id")),
                 messages=[_history_message(m) for m in _list(thread.get("messages"))],
             )
             for thread in _list(item.get("threads"))
@@ -667,11 +791,11 @@ def state_sync(value):
         contact = _dict(item.get("contact"))
         result.append(
             StateSyncItem(
-                type=_str(item.get("type")),
-                action=_str(item.get("action")),
-                phone_number=_str(contact.get("phone_number")),
-                full_name=_str(contact.get("full_name")),
-                first_name=_str(contact.get("first_name")),
+                type=_key(item.get("type")),
+                action=_key(item.get("action")),
+                phone_number=_key(contact.get("phone_number")),
+                full_name=_key(contact.get("full_name")),
+                first_name=_key(contact.get("first_name")),
                 timestamp=_int(_get(item, "metadata", "timestamp")),
                 raw=item,
             )
@@ -727,11 +851,11 @@ def account_update(value):
     info = _dict(value.get("disconnection_info"))
     return [
         AccountUpdate(
-            event=_str(value.get("event")),
-            waba_id=_str(_get(value, "waba_info", "waba_id")),
-            phone_number=_str(value.get("phone_number")),
+            event=_key(value.get("event")),
+            waba_id=_key(_get(value, "waba_info", "waba_id")),
+            phone_number=_key(value.get("phone_number")),
             reason=_str(info.get("reason")),
-            initiated_by=_str(info.get("initiated_by")),
+            initiated_by=_key(info.get("initiated_by")),
             raw=value,
         )
     ]
@@ -776,17 +900,17 @@ def template_event(field, value):
     value = _dict(value)
     return [
         TemplateEvent(
-            field=_str(field),
-            event=_str(value.get("event")),
-            template_id=_str(value.get("message_template_id")),
-            name=_str(value.get("message_template_name")),
-            language=_str(value.get("message_template_language")),
+            field=_key(field),
+            event=_key(value.get("event")),
+            template_id=_key(value.get("message_template_id")),
+            name=_key(value.get("message_template_name")),
+            language=_key(value.get("message_template_language")),
             reason=_str(value.get("reason")),
-            category=_str(value.get("message_template_category")),
-            previous_quality=_str(value.get("previous_quality_score")),
-            new_quality=_str(value.get("new_quality_score")),
-            previous_category=_str(value.get("previous_category")),
-            new_category=_str(value.get("new_category")),
+            category=_key(value.get("message_template_category")),
+            previous_quality=_key(value.get("previous_quality_score")),
+            new_quality=_key(value.get("new_quality_score")),
+            previous_category=_key(value.get("previous_category")),
+            new_category=_key(value.get("new_category")),
             raw=value,
         )
     ]
@@ -819,11 +943,11 @@ def user_preferences(value):
     """
     result = []
     for item in _list(_dict(value).get("user_preferences")):
-        pref = _str(item.get("value"))
+        pref = _key(item.get("value"))
         result.append(
             UserPreference(
-                wa_id=_str(item.get("wa_id")),
-                category=_str(item.get("category")),
+                wa_id=_key(item.get("wa_id")),
+                category=_key(item.get("category")),
                 value=pref.lower() if pref else None,
                 detail=_str(item.get("detail")),
                 timestamp=_int(item.get("timestamp")),

@@ -19,8 +19,12 @@ history is read in two passes. :class:`SliceReader` is a base for such objects;
 
 JSON is parsed by ijson with its compiled ``yajl2_c`` backend when installed, about as fast as
 ``json.loads``. That backend refuses integers beyond 64 bits, which ``json.loads`` (and so the
-webhook controller) accepts: a stream it refuses is read again with ijson's Python backend.
-Numbers are decoded as by ``json.loads`` (``use_float``: no ``Decimal``).
+webhook controller) accepts, and mangles unpaired UTF-16 surrogate escapes (``"\\udfff"``: a
+decoding error; a lone high surrogate: ``?`` or a wrong character). A stream it refuses, or
+that holds such an escape (:class:`_SurrogateWatch`), is read again with ijson's Python
+backend, whose lone surrogates become U+FFFD
+(:func:`~.webhook.unpaired_surrogates_replaced`). Numbers are decoded as by ``json.loads``
+(``use_float``: no ``Decimal``).
 
 Values are built with ``json.loads``'s semantics (a repeated key: the last one wins), but a
 structural key repeated in one object (``entry``, ``changes``, ``value``, ``history``,
@@ -29,6 +33,7 @@ structural key repeated in one object (``entry``, ``changes``, ``value``, ``hist
 
 import collections
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field as dc_field
@@ -43,8 +48,9 @@ from .webhook import (
     _dict,
     _history_message,
     _int,
-    _str,
+    _key,
     history_header,
+    unpaired_surrogates_replaced,
 )
 
 #: Key of the marker that replaces a skipped ``history`` array in a change's value:
@@ -73,6 +79,8 @@ BACKEND = _compiled_backend()
 BACKEND_NAME = BACKEND.__name__.rsplit(".", 1)[-1]
 _PYTHON_BACKEND = ijson.get_backend("python")
 _BACKENDS = (BACKEND,) if BACKEND is _PYTHON_BACKEND else (BACKEND, _PYTHON_BACKEND)
+#: What makes :func:`_read` try the next backend.
+_BACKEND_FAILURES = (ijson.JSONError, UnicodeDecodeError)
 
 
 # ---------------------------------------------------------------------------
@@ -136,16 +144,94 @@ def _close(stream):
         close()
 
 
+class _UnpairedSurrogate(ijson.JSONError):
+    """The stream holds a UTF-16 surrogate escape that the compiled backend would mangle."""
+
+
+# UTF-16 surrogates as JSON escapes: a high (leading) one must be followed by a low one.
+_HIGH = rb"\\u[dD][89abAB][0-9a-fA-F]{2}"
+_LOW = rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+_ANY = re.compile(rb"\\u[dD][89a-fA-F]")
+_PAIR = re.compile(_HIGH + _LOW)
+_LONE_HIGH = re.compile(_HIGH + rb"(?!" + _LOW + rb")")
+_LONE_LOW = re.compile(rb"(?<!" + _HIGH + rb")" + _LOW)
+_ESCAPE_LEN = 6
+_PAIR_LEN = 2 * _ESCAPE_LEN
+
+
+class _SurrogateWatch:
+    """A stream that raises :class:`_UnpairedSurrogate` once the bytes read hold a surrogate
+    escape that is not half of a high-low pair (``\\ud83d\\ude00`` is an emoji, the way Meta
+    escapes them; ``\\udfff`` alone is not a character).
+
+    Each read is searched with the end of the previous one in front of it, from where the
+    previous search could not decide (a pair cut by the read). An escaped backslash followed by
+    ``ud800`` looks like an escape too: that costs a read with the Python backend, never a
+    wrong result.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._carry = b""  # the end of the previous read
+
+    def read(self, size=-1):
+        """Read from the stream, checking the surrogate escapes of what was read."""
+        data = self._stream.read(size)
+        window = self._carry + data
+        # Fast: every escape of the window is half of a pair (the lookarounds below cost ten
+        # times more, and emoji are surrogate pairs).
+        if len(_ANY.findall(window)) != 2 * len(_PAIR.findall(window)):
+            self._search(window, len(self._carry), more=bool(data))
+        self._carry = window[-_PAIR_LEN:]
+        return data
+
+    @staticmethod
+    def _search(window, kept, more):
+        # A high escape was decided once its pair's 12 bytes were read, a low one once its
+        # own 6 bytes were: search from the first one that was not.
+        for match in _LONE_HIGH.finditer(window, max(0, kept - _PAIR_LEN + 1)):
+            if more and match.start() + _PAIR_LEN > len(window):
+                break  # its low half may be in the next read
+            raise _UnpairedSurrogate("unpaired high surrogate escape")
+        if _LONE_LOW.search(window, max(0, kept - _ESCAPE_LEN + 1)):
+            raise _UnpairedSurrogate("unpaired low surrogate escape")
+
+
+def _repaired(events):
+    """ijson events, the lone surrogates of strings and keys replaced by U+FFFD."""
+    for event, value in events:
+        if event in ("string", "map_key"):
+            yield event, unpaired_surrogates_replaced(value)
+        else:
+            yield event, value
+
+
+class _Parser:
+    """One way to turn a binary stream into ijson events: a backend and what guards it."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def events(self, stream):
+        """The ``basic_parse`` events of ``stream``."""
+        if self.backend is _PYTHON_BACKEND:
+            return _repaired(self.backend.basic_parse(stream, use_float=True))
+        return self.backend.basic_parse(_SurrogateWatch(stream), use_float=True)
+
+
+_PARSERS = tuple(_Parser(backend) for backend in _BACKENDS)
+
+
 def _read(open_stream, consume):
-    """Run ``consume(events)`` over a new stream; return its result and the backend used.
+    """Run ``consume(events)`` over a new stream; return its result and the parser used.
 
     :raises PayloadError: the stream is not JSON
     """
-    for backend in _BACKENDS:
+    for parser in _PARSERS:
         stream = open_stream()
         try:
-            return consume(backend.basic_parse(stream, use_float=True)), backend
-        except ijson.JSONError as error:
+            return consume(parser.events(stream)), parser
+        except _BACKEND_FAILURES as error:
             failure = error
         finally:
             _close(stream)
@@ -159,22 +245,35 @@ def _read(open_stream, consume):
 
 
 def _build(events, event, value):
-    """The JSON value that starts with ``(event, value)``, consuming its events."""
-    if event == "start_map":
-        result = {}
-        for kind, key in events:
-            if kind == "end_map":
-                break
-            result[key] = _build(events, *next(events))
-        return result
-    if event == "start_array":
-        result = []
-        for kind, first in events:
-            if kind == "end_array":
-                break
-            result.append(_build(events, kind, first))
-        return result
-    return value
+    """The JSON value that starts with ``(event, value)``, consuming its events.
+
+    Without recursion: a deeply nested value (valid JSON) costs memory, never a
+    ``RecursionError``.
+    """
+    if event not in _OPEN:
+        return value
+    current = {} if event == "start_map" else []
+    parents, key = [], None  # parents: (container, key of ``current`` in it)
+    for kind, item in events:
+        if kind == "map_key":
+            key = item
+        elif kind in _OPEN:
+            parents.append((current, key))
+            current = {} if kind == "start_map" else []
+        elif kind in _CLOSE:
+            if not parents:
+                return current
+            child = current
+            current, key = parents.pop()
+            if isinstance(current, dict):
+                current[key] = child
+            else:
+                current.append(child)
+        elif isinstance(current, dict):
+            current[key] = item
+        else:
+            current.append(item)
+    raise PayloadError("Webhook body is not JSON: it ends inside a value")
 
 
 def _skip(events, event):
@@ -257,7 +356,7 @@ def _change(events, skip_history):
             field = _build(events, kind, first)
         elif key == "value" and kind == "start_map":
             # Meta writes "value" before "field": an unknown field may still be a history.
-            value, skipped = _value(events, skip_history and _str(field) in (None, "history"))
+            value, skipped = _value(events, skip_history and _key(field) in (None, "history"))
         elif key == "value":
             value, skipped = _build(events, kind, first), None
         else:
@@ -285,7 +384,7 @@ def _entry(events, entry_index, flat, skip_history, again):
                     continue
                 index = flat + len(found)
                 field, value, skipped = _change(events, skip_history(index))
-                if skipped is not None and _str(field) == "history":
+                if skipped is not None and _key(field) == "history":
                     value[HISTORY_REF] = {"source": SOURCE_BODY, "items": skipped}
                 elif skipped is not None:
                     again.add(index)
@@ -294,9 +393,9 @@ def _entry(events, entry_index, flat, skip_history, again):
             _skip(events, kind)
     return [
         Change(
-            entry_id=_str(entry_id),
+            entry_id=_key(entry_id),
             entry_time=_int(entry_time),
-            field=_str(field),
+            field=_key(field),
             value=_dict(value),
             index=(entry_index, change_index),
         )
@@ -348,11 +447,11 @@ def parse_body(open_stream):
         ``whatsapp_business_account`` or ``entry`` is not a list
     :rtype: list[Change]
     """
-    (changes, again), _backend = _read(open_stream, lambda e: _envelope(e, lambda _i: True))
+    (changes, again), _parser = _read(open_stream, lambda e: _envelope(e, lambda _i: True))
     if again:
         # A change whose field came after its value and was not history after all: read the
         # body again, building that change whole (never seen from Meta).
-        (changes, _again), _backend = _read(
+        (changes, _again), _parser = _read(
             open_stream, lambda e: _envelope(e, lambda i: i not in again))
     return changes
 
@@ -463,7 +562,7 @@ def _late_thread_id(events):
     messages_seen, late = False, (False, None)
     for key, kind, first in _members(events):
         if key == "id" and messages_seen:
-            late = (True, _str(_build(events, kind, first)))
+            late = (True, _key(_build(events, kind, first)))
         else:
             messages_seen = messages_seen or key == "messages"
             _skip(events, kind)
@@ -511,7 +610,7 @@ def _thread_messages(events, late, wa_id):
     empty = True
     for key, kind, first in _members(events):
         if key == "id" and not late:
-            wa_id = _str(_build(events, kind, first))
+            wa_id = _key(_build(events, kind, first))
         elif key == "messages" and kind == "start_array":
             for item_kind, item in _items(events):
                 if item_kind == "start_map":
@@ -546,13 +645,13 @@ def history_items(open_stream, change_index=None):
     :raises PayloadError: the stream is not JSON (raised before any item is yielded)
     :rtype: Iterator[HistoryItem]
     """
-    headers, backend = _read(open_stream, lambda events: _headers(events, change_index))
+    headers, parser = _read(open_stream, lambda events: _headers(events, change_index))
     if not headers:
         return
     headers = iter(headers)
     stream = open_stream()
     try:
-        events = backend.basic_parse(stream, use_float=True)
+        events = parser.events(stream)
         for _array in _history_arrays(events, change_index):
             for kind, _first in _items(events):
                 if kind != "start_map":
