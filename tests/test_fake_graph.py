@@ -254,6 +254,55 @@ def test_debug_token_lists_the_bound_wabas(srv, http):
     assert data["granular_scopes"][0]["target_ids"] == [CLINIC_WABA]
 
 
+def app_token_get(http, srv, input_token):
+    return http.get(srv.url + V + "/debug_token", params={"input_token": input_token},
+                    headers={"Authorization": "Bearer %s|%s" % (APP_ID, SECRET)}).json()["data"]
+
+
+def test_debug_token_of_a_user_token_expiring_then_expired(srv, http):
+    soon = int(time.time()) + 3 * 86400
+    srv.set_token(CLINIC_TOKEN, expires_at=soon)
+    data = app_token_get(http, srv, CLINIC_TOKEN)
+    assert (data["is_valid"], data["type"], data["expires_at"]) == (True, "USER", soon)
+    srv.set_token(CLINIC_TOKEN, expires_at=time.time() - 1)
+    data = app_token_get(http, srv, CLINIC_TOKEN)
+    assert data["is_valid"] is False and data["error"]["code"] == 190
+    resp = call(http, srv, "GET", "/%s" % CLINIC_PHONE)
+    assert resp.status_code == 401 and error_of(resp)["error_subcode"] == 463
+
+
+def test_revoked_token_is_invalid_and_refused(srv, http):
+    srv.set_token(CLINIC_TOKEN, revoked=True)
+    assert app_token_get(http, srv, CLINIC_TOKEN)["is_valid"] is False
+    assert error_of(call(http, srv, "GET", "/%s" % CLINIC_PHONE))["code"] == 190
+    srv.reset()
+    assert app_token_get(http, srv, CLINIC_TOKEN)["expires_at"] == 0
+
+
+def test_set_phone_changes_the_health_fields(srv, http):
+    srv.set_phone(CLINIC_PHONE, status="DISCONNECTED", quality_rating="RED",
+                  messaging_limit_tier="TIER_1K")
+    resp = call(http, srv, "GET", "/%s" % CLINIC_PHONE,
+                params={"fields": "status,quality_rating,messaging_limit_tier,name_status"})
+    assert resp.json() == {"id": CLINIC_PHONE, "status": "DISCONNECTED", "quality_rating": "RED",
+                           "messaging_limit_tier": "TIER_1K", "name_status": "APPROVED"}
+    with pytest.raises(KeyError):
+        srv.set_phone(CLINIC_PHONE, bogus=1)
+
+
+def test_phone_quality_webhook_is_waba_level(srv, receiver):
+    srv.configure(webhook_url=receiver.url)
+    srv.send_phone_event(CLINIC_PHONE, "phone_number_quality_update", event="FLAGGED",
+                         current_limit="TIER_1K")
+    body = receiver.wait_for(1)[0]
+    entry = body["entry"][0]
+    assert entry["id"] == CLINIC_WABA and "time" in entry
+    change = entry["changes"][0]
+    assert change["field"] == "phone_number_quality_update"
+    assert change["value"] == {"display_phone_number": "5511987654321", "event": "FLAGGED",
+                               "current_limit": "TIER_1K"}
+
+
 # ---------------------------------------------------------------------------------------------
 # Sending
 # ---------------------------------------------------------------------------------------------

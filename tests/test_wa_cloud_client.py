@@ -454,3 +454,67 @@ def test_default_send_uses_a_requests_session(monkeypatch):
     assert client.get_phone_number("1", fields=("id",)) == {"id": "1"}
     assert captured["url"] == f"{BASE}/1"
     assert isinstance(client.session, Session)
+
+
+# --------------------------------------------------------------------------- health check
+
+
+def test_get_phone_health_asks_one_get_with_fields():
+    client, session = client_with(FakeResponse(200, {
+        "status": "CONNECTED", "quality_rating": "RED", "name_status": "APPROVED",
+        "messaging_limit_tier": "TIER_1K", "id": "1065"}))
+    assert client.get_phone_health("1065")["quality_rating"] == "RED"
+    call = session.calls[0]
+    assert call["method"] == "GET" and call["url"] == f"{BASE}/1065"
+    assert set(call["params"]["fields"].split(",")) == {
+        "status", "quality_rating", "name_status", "messaging_limit_tier",
+        "display_phone_number"}
+
+
+def test_is_app_subscribed_looks_for_our_app_id():
+    client, _session = client_with(
+        FakeResponse(200, {"data": [{"whatsapp_business_api_data": {"id": "67084"}}]}),
+        FakeResponse(200, {"data": [{"whatsapp_business_api_data": {"id": "99999"}}]}),
+        FakeResponse(200, {"data": []}),
+    )
+    assert client.is_app_subscribed("1022", "67084") is True
+    assert client.is_app_subscribed("1022", "67084") is False
+    assert client.is_app_subscribed("1022", "67084") is False
+
+
+def test_debug_token_uses_the_app_token_and_parses_expiry():
+    client, session = client_with(
+        FakeResponse(200, {"data": {"app_id": "123", "type": "USER", "is_valid": True,
+                                    "expires_at": 1893456000}}),
+        FakeResponse(200, {"data": {"app_id": "123", "type": "SYSTEM_USER", "is_valid": True,
+                                    "expires_at": 0}}),
+        FakeResponse(200, {"data": {"is_valid": False, "error": {
+            "code": 190, "message": "Session has expired."}}}),
+        app_id="123", app_secret=APP_SECRET,
+    )
+    user = client.debug_token(TOKEN)
+    assert (user.is_valid, user.expires_at, user.token_type) == (True, 1893456000, "USER")
+    call = session.calls[0]
+    assert call["url"] == f"{BASE}/debug_token"
+    assert call["params"] == {"input_token": TOKEN, "access_token": f"123|{APP_SECRET}"}
+    assert "Authorization" not in call["headers"]
+    system = client.debug_token(TOKEN)
+    assert system.is_valid and system.expires_at is None
+    invalid = client.debug_token(TOKEN)
+    assert not invalid.is_valid and invalid.error == "Session has expired."
+
+
+def test_debug_token_error_masks_both_tokens():
+    client, _session = client_with(
+        FakeResponse(400, {"error": {"code": 100, "type": "OAuthException",
+                                     "message": f"bad token {TOKEN} for 123|{APP_SECRET}"}}),
+        app_id="123", app_secret=APP_SECRET,
+    )
+    with pytest.raises(PermanentError) as info:
+        client.debug_token(TOKEN)
+    assert TOKEN not in str(info.value) and APP_SECRET not in str(info.value)
+
+
+def test_debug_token_needs_app_credentials():
+    with pytest.raises(ValueError):
+        GraphClient(TOKEN).debug_token(TOKEN)

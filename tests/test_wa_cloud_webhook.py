@@ -141,7 +141,8 @@ def test_handled_fields():
         "message_template_quality_update",
         "template_category_update",
     } <= HANDLED_FIELDS
-    assert "phone_number_quality_update" not in HANDLED_FIELDS
+    assert "phone_number_quality_update" in HANDLED_FIELDS
+    assert "security" not in HANDLED_FIELDS
 
 
 def test_payload_factories_return_fresh_dicts():

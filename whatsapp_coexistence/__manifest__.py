@@ -27,6 +27,7 @@
         "views/wac_webhook_rejection_views.xml",
         "views/wac_template_views.xml",
         "views/wac_template_mapping_views.xml",
+        "views/wac_alert_views.xml",
         "views/calendar_event_views.xml",
         "views/res_config_settings_views.xml",
         "views/wac_audit_log_views.xml",

@@ -1,5 +1,8 @@
 from . import wac_vault
 from . import wac_account
+from . import wac_account_health
+from . import wac_alert
+from . import mail_activity
 from . import wac_contact
 from . import wac_history_chunk
 from . import wac_onboarding
@@ -14,6 +17,7 @@ from . import wac_send_planner
 from . import wac_send_sender
 from . import wac_webhook_delivery
 from . import wac_webhook_event
+from . import wac_webhook_event_health
 from . import wac_webhook_rejection
 from . import wac_webhook_redelivery
 from . import res_company

@@ -26,6 +26,10 @@ MESSAGE_STATUSES = [
 HISTORY_STATUSES = {"SENT": "sent", "DELIVERED": "delivered", "READ": "read", "PLAYED": "played",
                     "ERROR": "failed", "PENDING": "pending"}
 BATCH_SIZE = 1000
+#: "User stopped marketing messages": the same effect as their ``user_preferences`` stop.
+MARKETING_STOPPED = 131050
+#: "Re-engagement message": more than 24 hours since the person last wrote.
+OUTSIDE_WINDOW = 131047
 # The columns of a history row and their SQL types (``_wac_insert_history``).
 HISTORY_COLUMNS = {
     "company_id": "int4", "account_id": "int4", "contact_id": "int4", "partner_id": "int4",
@@ -102,16 +106,38 @@ class WacMessage(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        vals_list = [self._wac_explain_error(vals) for vals in vals_list]
         messages = super().create(vals_list)
         messages.filtered(lambda m: m.direction == "out" and m.wamid)._wac_attach_orphan_statuses()
+        messages._wac_mark_people()
         return messages
 
     def write(self, vals):
+        vals = self._wac_explain_error(vals)
         res = super().write(vals)
         # A send job learns the wamid after the row exists: statuses may already wait for it.
         if vals.get("wamid"):
             self.filtered(lambda m: m.direction == "out")._wac_attach_orphan_statuses()
+        if vals.get("error_code") == MARKETING_STOPPED:
+            self._wac_mark_people()
         return res
+
+    # Meta errors that say something about the person, applied wherever a message records its
+    # error code: the send job's answer or a ``failed`` status webhook.
+
+    def _wac_explain_error(self, vals):
+        """Meta's title for 131047 does not say what to do: say it."""
+        if vals.get("error_code") == OUTSIDE_WINDOW:
+            vals = dict(vals, error_title=self.env._(
+                "Outside the 24 h window: a template is required"))
+        return vals
+
+    def _wac_mark_people(self):
+        """131050: the person stopped marketing messages, as their ``user_preferences`` stop
+        would say."""
+        contacts = self.filtered(lambda m: m.error_code == MARKETING_STOPPED).contact_id
+        contacts.filtered(lambda c: not c.marketing_opt_out).sudo().write(
+            {"marketing_opt_out": True})
 
     # ------------------------------------------------------------
     # STATUSES

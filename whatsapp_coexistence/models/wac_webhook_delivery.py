@@ -1,12 +1,14 @@
 import hashlib
 import itertools
 import logging
+import operator
 import time
 from datetime import timedelta
 
 import psycopg2
 
 from odoo import SUPERUSER_ID, api, fields, models
+from odoo.exceptions import UserError
 from odoo.tools import SQL
 
 from ..tools.wa_cloud import signature as wa_signature
@@ -32,6 +34,10 @@ BODY_SLICE_BYTES = 64 * 1024
 # The minute cron's grace period: a delivery or event older than this without a live job was
 # left behind by a crash, a cancelled job or a job out of tries.
 STUCK_AFTER = timedelta(minutes=1)
+
+# The comparisons the search view's filters may ask of the computed redelivery count.
+COUNT_OPERATORS = {"=": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge,
+                   "<": operator.lt, "<=": operator.le}
 
 DELIVERY_STATES = [
     ("received", "Received"),
@@ -118,6 +124,7 @@ class WacWebhookDelivery(models.Model):
     remote_addr = fields.Char("Source address", readonly=True)
     size = fields.Integer("Size (bytes)", readonly=True)
     redelivery_count = fields.Integer(compute="_compute_redelivery_count",
+                                      search="_search_redelivery_count",
                                       help="Byte-identical redeliveries acknowledged.")
     state = fields.Selection(DELIVERY_STATES, default="received", readonly=True, index=True,
                              help="Processing: some of its events are processed in jobs of "
@@ -143,6 +150,17 @@ class WacWebhookDelivery(models.Model):
             self.mapped("body_sha256"))
         for delivery in self:
             delivery.redelivery_count = counts.get(delivery.body_sha256, 0)
+
+    def _search_redelivery_count(self, operator, value):
+        """Deliveries by their number of redeliveries (the search view's *Redelivered*)."""
+        compare = COUNT_OPERATORS.get(operator)
+        if compare is None or not isinstance(value, int):
+            raise UserError(self.env._("Redeliveries can only be compared with a number."))
+        counts = self.env["wac.webhook.redelivery"].sudo()._wac_counts(None)
+        matching = [sha for sha, count in counts.items() if compare(count, value)]
+        if compare(0, value):  # deliveries never redelivered match too
+            return ["|", ("body_sha256", "in", matching), ("body_sha256", "not in", list(counts))]
+        return [("body_sha256", "in", matching)]
 
     # ------------------------------------------------------------
     # INGEST (request time: keep it short)

@@ -21,6 +21,6 @@ class WacWebhookRedelivery(models.Model):
 
     @api.model
     def _wac_counts(self, hashes):
-        """``{body_sha256: number of redeliveries}`` for ``hashes``."""
-        return dict(self._read_group([("body_sha256", "in", list(hashes))],
-                                     ["body_sha256"], ["__count"]))
+        """``{body_sha256: number of redeliveries}`` for ``hashes`` (``None``: every body)."""
+        domain = [] if hashes is None else [("body_sha256", "in", list(hashes))]
+        return dict(self._read_group(domain, ["body_sha256"], ["__count"]))

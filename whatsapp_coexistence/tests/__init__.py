@@ -15,6 +15,9 @@ from . import test_automation_settle
 from . import test_rate_limit
 from . import test_onboarding
 from . import test_monitoring_views
+from . import test_health
+from . import test_alerts
+from . import test_webhook_health
 from . import test_readiness
 from . import test_audit
 from . import test_console_ui

@@ -20,10 +20,12 @@ class TestMonitoringViews(WacHttpCase):
             state: Delivery.create({
                 "body_sha256": "%064x" % number, "body": "{}", "state": state,
                 "remote_addr": "173.252.%d.1" % number, "received_at": datetime(2026, 12, number),
-                "redelivery_count": 2 if state == "done" else 0,
             })
             for number, state in enumerate(("received", "done", "partial", "failed", "ignored"), 1)
         }
+        # The processed one was redelivered twice by Meta.
+        cls.env["wac.webhook.redelivery"].sudo().create([
+            {"body_sha256": cls.deliveries["done"].body_sha256} for _copy in range(2)])
         Rejection = cls.env["wac.webhook.rejection"].sudo()
         cls.rejections = {
             reason: Rejection.create({

@@ -252,13 +252,13 @@ class TestWebhookTransport(WacHttpCase):
                          (event.id, "unroutable", False))
 
     def test_unknown_field_and_object_are_ignored(self):
-        payload = P.envelope("phone_number_quality_update", {"event": "FLAGGED"})
+        payload = P.envelope("security", {"event": "PIN_CHANGED"})
         with self.processing():
             self.assertEqual(self.post_webhook(payload).status_code, 200)
             response = self.post_webhook({"object": "page", "entry": []})
             self.assertEqual(response.status_code, 200)
         event = self.env["wac.webhook.event"].search([])
-        self.assertEqual((event.field, event.state), ("phone_number_quality_update", "ignored"))
+        self.assertEqual((event.field, event.state), ("security", "ignored"))
         other = self.env["wac.webhook.delivery"].search([], limit=1)
         self.assertEqual(other.state, "ignored")
         self.assertIn("whatsapp_business_account", other.error)

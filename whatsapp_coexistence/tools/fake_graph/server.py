@@ -583,6 +583,26 @@ class FakeGraphServer:
                            with_time=True)
         return self._deliver_now(str(waba_id), None, payload, url)
 
+    def set_token(self, token, expires_at=None, revoked=None):
+        """Give a token an expiry or revoke it; see :meth:`FakeState.set_token`."""
+        self.state.set_token(token, expires_at=expires_at, revoked=revoked)
+
+    def set_phone(self, phone_number_id, **values):
+        """Change a phone number's ``status``, ``quality_rating``...; no webhook is sent.
+
+        :rtype: dict
+        """
+        return self.state.set_phone(phone_number_id, **values)
+
+    def send_phone_event(self, phone_number_id, field, url=None, **value):
+        """Deliver ``phone_number_quality_update`` (``event``, ``current_limit``) or
+        ``phone_number_name_update`` (``decision``, ``requested_verified_name``) for a number.
+
+        :rtype: dict
+        """
+        waba_id, payload = self.state.phone_event_webhook(phone_number_id, field, value)
+        return self._deliver_now(waba_id, None, payload, url)
+
     def set_template_status(self, template_id, status, reason="NONE", webhook=True):
         """Change a template's status and (by default) send the §2.7 status webhook.
 

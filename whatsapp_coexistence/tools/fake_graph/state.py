@@ -570,13 +570,17 @@ class FakeState:
     def authenticate(self, token):
         """Return the token record for ``token``.
 
-        :raises GraphError: 401/190 for a missing or unknown token.
+        :raises GraphError: 401/190 for a missing, unknown, revoked or expired token.
         :rtype: dict
         """
         with self.lock:
             entry = self.tokens.get(token or "")
-        if entry is None:
+        if entry is None or entry.get("revoked"):
             raise GraphError(190)
+        expires_at = entry.get("expires_at") or 0
+        if expires_at and expires_at <= time.time():
+            raise GraphError(190, "Error validating access token: Session has expired.",
+                             subcode=463)
         return entry
 
     def node(self, node_id):
@@ -670,18 +674,70 @@ class FakeState:
         """
         with self.lock:
             entry = self.tokens.get(input_token or "")
-            if entry is None:
+            if entry is None or entry.get("revoked"):
                 return {"data": {"is_valid": False, "error": {
                     "code": 190, "message": "Invalid OAuth access token."}}}
             wabas = sorted(entry["waba_ids"])
+            expires_at = int(entry.get("expires_at") or 0)
+            if expires_at and expires_at <= time.time():
+                return {"data": {"app_id": self.app["app_id"], "type": "USER",
+                                 "is_valid": False, "expires_at": expires_at, "error": {
+                                     "code": 190, "subcode": 463,
+                                     "message": "Session has expired."}}}
             return {"data": {
-                "app_id": self.app["app_id"], "type": "SYSTEM_USER",
+                "app_id": self.app["app_id"],
+                "type": "USER" if expires_at else "SYSTEM_USER",
                 "application": self.app["name"], "data_access_expires_at": 0,
-                "expires_at": 0, "is_valid": True,
+                "expires_at": expires_at, "is_valid": True,
                 "scopes": ["whatsapp_business_management", "whatsapp_business_messaging"],
                 "granular_scopes": [
                     {"scope": "whatsapp_business_management", "target_ids": wabas},
                     {"scope": "whatsapp_business_messaging", "target_ids": wabas}]}}
+
+    def set_token(self, token, expires_at=None, revoked=None):
+        """Change a token as Meta would: give it an expiry (a user token) or revoke it.
+
+        A revoked token fails every call with 190 and ``debug_token`` calls it invalid; an
+        expired one too. ``expires_at=0`` makes it a System User token again.
+
+        :param float expires_at: Unix time; ``0`` never expires.
+        :param bool revoked: revoke (``True``) or restore (``False``).
+        :raises KeyError: for an unknown token.
+        """
+        with self.lock:
+            entry = self.tokens[token]
+            if expires_at is not None:
+                entry["expires_at"] = int(expires_at)
+            if revoked is not None:
+                entry["revoked"] = bool(revoked)
+
+    def set_phone(self, phone_id, **values):
+        """Change fields of a phone number (``status``, ``quality_rating``, ``name_status``,
+        ``messaging_limit_tier``...), as WhatsApp Manager would show them.
+
+        :raises KeyError: for an unknown phone number or field.
+        """
+        allowed = {"status", "quality_rating", "name_status", "messaging_limit_tier",
+                   "verified_name", "is_on_biz_app"}
+        unknown = sorted(set(values) - allowed)
+        if unknown:
+            raise KeyError("unknown phone fields: {}".format(", ".join(unknown)))
+        with self.lock:
+            self.phones[str(phone_id)].update(values)
+            return dict(self.phones[str(phone_id)])
+
+    def phone_event_webhook(self, phone_id, field, value):
+        """Build a WABA-level phone webhook (``phone_number_quality_update``,
+        ``phone_number_name_update``) for ``phone_id``: no ``metadata``, the number in
+        ``display_phone_number`` (digits).
+
+        :rtype: tuple[str, dict]
+        """
+        with self.lock:
+            phone = self.phones[str(phone_id)]
+            value = dict({"display_phone_number": digits(phone["display_phone_number"])},
+                         **value)
+            return phone["waba_id"], envelope(phone["waba_id"], field, value, with_time=True)
 
     # -- nodes -----------------------------------------------------------------------------
 

@@ -28,6 +28,14 @@ PHONE_NUMBER_FIELDS = (
     "throughput",
     "name_status",
 )
+#: Fields of the hourly health check: one ``GET /<PHONE_NUMBER_ID>`` answers all of them.
+HEALTH_PHONE_FIELDS = (
+    "status",
+    "quality_rating",
+    "name_status",
+    "messaging_limit_tier",
+    "display_phone_number",
+)
 #: Accepted ``sync_type`` values of ``POST /<PHONE_NUMBER_ID>/smb_app_data`` (coexistence).
 SMB_SYNC_TYPES = ("smb_app_state_sync", "history")
 
@@ -60,6 +68,46 @@ class SendResult:
     input: str | None
     wa_id: str | None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class TokenHealth:
+    """What ``GET /debug_token`` says about an access token.
+
+    :ivar is_valid: Meta still accepts the token
+    :ivar expires_at: expiry as a Unix timestamp, or ``None`` when it never expires (``0``: a
+        System User token)
+    :ivar app_id: the app the token belongs to
+    :ivar token_type: ``SYSTEM_USER``, ``USER``...
+    :ivar error: Meta's reason when the token is invalid (message, never the token)
+    """
+
+    is_valid: bool
+    expires_at: int | None
+    app_id: str | None
+    token_type: str | None
+    error: str | None = None
+
+    @classmethod
+    def from_response(cls, body):
+        """Build from the ``debug_token`` answer; a missing ``data`` means an invalid token.
+
+        :param dict body: the whole answer (``{"data": {...}}``)
+        :rtype: TokenHealth
+        """
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        error = data.get("error") if isinstance(data.get("error"), dict) else {}
+        try:
+            expires = int(data.get("expires_at") or 0)
+        except (TypeError, ValueError):
+            expires = 0
+        return cls(
+            is_valid=bool(data.get("is_valid")),
+            expires_at=expires or None,
+            app_id=str(data["app_id"]) if data.get("app_id") else None,
+            token_type=data.get("type"),
+            error=error.get("message"),
+        )
 
 
 class GraphClient:
@@ -193,6 +241,16 @@ class GraphClient:
         """
         params = {"fields": ",".join(fields)} if fields else None
         return self._request("GET", _object_id(phone_number_id, "phone number id"), params=params)
+
+    def get_phone_health(self, phone_number_id):
+        """``GET /<PHONE_NUMBER_ID>?fields=status,quality_rating,...``: the number's health.
+
+        ``status`` is ``CONNECTED`` while the number can send; ``messaging_limit_tier`` is the
+        business-initiated limit (``TIER_250`` ... ``TIER_UNLIMITED``).
+
+        :rtype: dict
+        """
+        return self.get_phone_number(phone_number_id, fields=HEALTH_PHONE_FIELDS)
 
     def list_phone_numbers(self, waba_id):
         """``GET /<WABA_ID>/phone_numbers``: the phone numbers of a WhatsApp Business Account.
@@ -344,6 +402,47 @@ class GraphClient:
         result = self._request("GET", f"{_object_id(waba_id, 'WABA id')}/subscribed_apps")
         data = result.get("data")
         return data if isinstance(data, list) else []
+
+    def is_app_subscribed(self, waba_id, app_id):
+        """Whether ``app_id`` is among the apps subscribed to the WABA's webhooks.
+
+        An app that drops out of this list silently stops receiving the WABA's webhooks: the
+        first thing to check when they stop (reference §5.7).
+
+        :rtype: bool
+        """
+        app_id = str(app_id or "")
+        return any(
+            str((item.get("whatsapp_business_api_data") or {}).get("id") or "") == app_id
+            for item in self.list_subscribed_apps(waba_id)
+            if isinstance(item, dict)
+        )
+
+    def debug_token(self, input_token=None):
+        """``GET /debug_token?input_token=...`` with the app token (``app_id|app_secret``).
+
+        A System User token answers ``expires_at: 0`` (it never expires); a user token has a
+        date. An invalid token is an answer (``is_valid: false``), not an error.
+        https://developers.facebook.com/docs/graph-api/reference/debug_token
+
+        :param str input_token: the token to inspect (a secret: masked in errors); defaults to
+            this client's own token
+        :rtype: TokenHealth
+        """
+        input_token = input_token or self._access_token
+        if not (self.app_id and self._app_secret):
+            raise ValueError("app_id and app_secret are required to debug a token")
+        if not input_token:
+            raise ValueError("input_token is required")
+        app_token = f"{self.app_id}|{self._app_secret}"
+        body = self._request(
+            "GET",
+            "debug_token",
+            params={"input_token": input_token, "access_token": app_token},
+            auth=False,
+            secrets=(input_token, app_token),
+        )
+        return TokenHealth.from_response(body)
 
     # ------------------------------------------------------------------
     # Embedded Signup / coexistence onboarding

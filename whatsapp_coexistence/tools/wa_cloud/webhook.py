@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 
 from .errors import HISTORY_DECLINED_CODE
+from .health import HEALTH_FIELDS
 
 OBJECT = "whatsapp_business_account"
 
@@ -34,7 +35,7 @@ TEMPLATE_FIELDS = frozenset(
     }
 )
 #: Fields the addon processes; others are acknowledged and ignored.
-HANDLED_FIELDS = MESSAGE_PATH_FIELDS | TEMPLATE_FIELDS | {"account_update"}
+HANDLED_FIELDS = MESSAGE_PATH_FIELDS | TEMPLATE_FIELDS | HEALTH_FIELDS | {"account_update"}
 
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 
