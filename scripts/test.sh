@@ -86,6 +86,17 @@ for demo in without with; do
     dropdb -h 127.0.0.1 -p "${WAC_PGPORT:-55432}" -U odoo --if-exists "${db}_$demo"
 done
 
+echo "== Upgrade check (a database of the last 18.0.1.1.0 commit, then -u with this checkout)"
+# It prints its own SKIPPED banner when the base commit is not in this git history.
+if scripts/upgrade_check.sh >"$logs/upgrade_check.log" 2>&1; then
+    grep -E "SKIPPED|^upgrade check|rows before|Test connection|queued send job|webhook after" \
+        "$logs/upgrade_check.log"
+else
+    tail -n 40 "$logs/upgrade_check.log"
+    echo "upgrade check: FAILED (see $logs/upgrade_check.log and .run/upgrade/)"
+    failed=1
+fi
+
 echo "== Odoo suite (real PostgreSQL, real HTTP, fake Graph server)"
 scripts/odoo.sh -d "$db" -i whatsapp_coexistence --test-tags /whatsapp_coexistence \
     --stop-after-init --http-port="${WAC_TEST_HTTP_PORT:-8169}" --log-level=test \

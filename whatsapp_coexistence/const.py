@@ -12,6 +12,8 @@ PARAM_VERIFY_TOKEN = PARAM_PREFIX + "verify_token"
 PARAM_GRAPH_VERSION = PARAM_PREFIX + "graph_version"
 PARAM_GRAPH_BASE_URL = PARAM_PREFIX + "graph_base_url"
 PARAM_KILL_SWITCH = PARAM_PREFIX + "kill_switch"
+# Seconds an open send attempt waits for Meta's status before it is *uncertain*.
+PARAM_UNCERTAIN_GRACE = PARAM_PREFIX + "uncertain_grace_seconds"
 
 # Meta's own Embedded Signup and coexistence pages use v25.0 in their examples (reference §4.5).
 DEFAULT_GRAPH_VERSION = "v25.0"
@@ -35,8 +37,30 @@ ACCOUNT_STATES = [
     ("error", "Error"),
 ]
 
+# Meta's quality levels, of a phone number (quality_rating) and of a template (quality_score).
+QUALITY_LEVELS = [
+    ("GREEN", "High"),
+    ("YELLOW", "Medium"),
+    ("RED", "Low"),
+    ("UNKNOWN", "Unknown"),
+]
+
+#: Meta's sample template: it may only reach pilot numbers or dry runs (issue 4).
+HELLO_WORLD = "hello_world"
+
 AUTOMATION_MODES = [
     ("disabled", "Disabled"),
     ("dry_run", "Dry run"),
     ("enabled", "Enabled"),
 ]
+
+# queue_job channels (declared in data/queue_job_data.xml, capacities in the Odoo config file).
+# The history channel must run one job at a time: a history sync's chunks share their account's
+# progress and contacts.
+CHANNEL_WHATSAPP = "root.whatsapp"
+CHANNEL_HISTORY = "root.whatsapp.history"
+
+# The appointment messages, in the order people read them.
+MESSAGE_KINDS = ("confirmation", "reminder", "reschedule", "cancellation")
+#: Messages about a change of what a customer heard: they follow what was sent before them.
+FOLLOW_UP_KINDS = ("reschedule", "cancellation")

@@ -13,6 +13,8 @@ from . import wac_template
 from . import wac_template_mapping
 from . import wac_rate_limit
 from . import wac_send
+from . import wac_send_planner
+from . import wac_send_sender
 from . import wac_webhook_delivery
 from . import wac_webhook_event
 from . import wac_webhook_event_health

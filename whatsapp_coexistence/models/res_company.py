@@ -1,3 +1,5 @@
+import pytz
+
 from odoo import api, fields, models
 
 
@@ -19,3 +21,19 @@ class ResCompany(models.Model):
         by_company = {account.company_id: account for account in accounts}
         for company in self:
             company.wa_account_id = by_company.get(company, False)
+
+    def _wac_tz(self, organizer_tz=None):
+        """The time zone messages are written in: the company's (its partner's ``tz``), then
+        ``organizer_tz``, then UTC. A clinic's customers read the clinic's local time."""
+        self.ensure_one()
+        try:
+            return pytz.timezone(self.partner_id.tz or organizer_tz or "UTC")
+        except pytz.UnknownTimeZoneError:
+            return pytz.utc
+
+
+def wac_local(value, tz):
+    """``value`` (UTC, naive, or its string form) as an aware time in ``tz``."""
+    if isinstance(value, str):
+        value = fields.Datetime.from_string(value)
+    return pytz.utc.localize(value).astimezone(tz)

@@ -18,6 +18,7 @@ from ..const import (
     PARAM_GRAPH_BASE_URL,
     PARAM_GRAPH_VERSION,
     PARAM_PREFIX,
+    QUALITY_LEVELS,
 )
 from ..tools.wa_cloud import errors as wa_errors
 from ..tools.wa_cloud import phone as wa_phone
@@ -29,12 +30,6 @@ from .wac_webhook_units import CONCURRENCY_ERRORS
 
 _logger = logging.getLogger(__name__)
 
-QUALITY_RATINGS = [
-    ("GREEN", "High"),
-    ("YELLOW", "Medium"),
-    ("RED", "Low"),
-    ("UNKNOWN", "Unknown"),
-]
 _GRAPH_ID = re.compile(r"^\d{5,32}$")
 
 
@@ -68,7 +63,7 @@ class WacAccount(models.Model):
     display_phone_number = fields.Char(tracking=True, copy=False)
     business_id = fields.Char("Business Portfolio ID", copy=False)
     verified_name = fields.Char(readonly=True, copy=False)
-    quality_rating = fields.Selection(QUALITY_RATINGS, readonly=True, copy=False)
+    quality_rating = fields.Selection(QUALITY_LEVELS, readonly=True, copy=False)
     is_on_biz_app = fields.Boolean(
         "Coexistence confirmed", readonly=True, copy=False,
         help="Meta reports that this number is also used in the WhatsApp Business App.",
@@ -369,7 +364,7 @@ class WacAccount(models.Model):
             "last_error": False,
             "verified_name": info.get("verified_name"),
             "quality_rating": info.get("quality_rating")
-            if info.get("quality_rating") in dict(QUALITY_RATINGS) else "UNKNOWN",
+            if info.get("quality_rating") in dict(QUALITY_LEVELS) else "UNKNOWN",
             "is_on_biz_app": bool(info.get("is_on_biz_app")),
         }
         if info.get("display_phone_number") and not self.display_phone_number:

@@ -112,13 +112,6 @@ class WacMessage(models.Model):
         messages._wac_mark_people()
         return messages
 
-    def _check_company(self, fnames=None):
-        # The send job creates its row with an account and a contact it found by company
-        # (users only read messages: no user request can set this context on a create).
-        if self.env.context.get("wac_company_checked"):
-            return
-        super()._check_company(fnames)
-
     def write(self, vals):
         vals = self._wac_explain_error(vals)
         res = super().write(vals)

@@ -3,16 +3,19 @@ import logging
 from datetime import timedelta
 from typing import NamedTuple
 
+import psycopg2
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from ..const import PARAM_PREFIX
-from .wac_send import parse_send_key
+from odoo.addons.queue_job.exception import RetryableJobError
+
+from ..const import PARAM_UNCERTAIN_GRACE
+from ..tools.wa_cloud.send_key import parse_send_key
 from .wac_template_mapping import MESSAGE_TYPES
 
 _logger = logging.getLogger(__name__)
 
-PARAM_GRACE = PARAM_PREFIX + "uncertain_grace_seconds"
 DEFAULT_GRACE = 300
 #: The queue_job states of a job that will still run (or is running).
 LIVE_JOB_STATES = ("wait_dependencies", "pending", "enqueued", "started")
@@ -81,11 +84,11 @@ class WacMessage(models.Model):
     def _wac_on_inbound(self):
         """Replies to appointment messages update the attendee (button or numbered answer)."""
         result = super()._wac_on_inbound()
-        Send = self.env["wac.send"]
+        Attendee = self.env["calendar.attendee"]
         for message in self:
             if message.direction == "in" and message.source == "customer" and (
                     message.body or message.button_payload):
-                Send._wac_apply_reply(message)
+                Attendee._wac_apply_reply(message)
         return result
 
     def action_wac_retry(self):
@@ -172,13 +175,87 @@ class WacMessage(models.Model):
         return len(ids)
 
     # ------------------------------------------------------------
+    # INTENT AND OUTCOME
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_write_intent(self, cr, message, vals, account, digits, partner):
+        """Write the intent row of a send on ``cr`` (committed by the caller): *pending*,
+        its attempt open, its payload. Return its id.
+
+        :param message: the row of an earlier attempt, or an empty record
+        :raises RetryableJobError: another worker holds or created this send's row
+        """
+        env = self.env(cr=cr)
+        if message:
+            self._wac_lock_for_attempt(cr, message.id)
+        if not vals.get("contact_id"):
+            # The first message to this number: its contact is the attendee written to.
+            contacts = env["wac.contact"].sudo()._wac_resolve(
+                account.with_env(env), [(digits, None, partner.name)],
+                partners={digits: partner.with_env(env)})
+            vals = dict(vals, contact_id=contacts[digits].id)
+        vals = dict(vals, status="pending", wa_attempt_open=True, wa_uncertain=False,
+                    wa_attempt_at=fields.Datetime.now(), wa_retry_confirmed=False,
+                    error_code=False, error_title=False, error_details=False)
+        Message = env["wac.message"].sudo()
+        if message:
+            Message.browse(message.id).write(vals)
+            return message.id
+        try:
+            return Message.create(vals).id
+        except psycopg2.IntegrityError:
+            # No savepoint (two round trips per send): this transaction is lost, and the
+            # caller's cursor rolls it back with the slot reserved in it.
+            raise RetryableJobError("Another worker created this message",
+                                    seconds=10, ignore_retry=True) from None
+
+    @api.model
+    def _wac_lock_for_attempt(self, cr, message_id):
+        """Lock the row of an earlier attempt on ``cr``; a job rerun while another one sends
+        (or has sent) the same message waits instead."""
+        try:
+            with cr.savepoint():
+                cr.execute("SELECT wamid, wa_attempt_open, wa_retry_confirmed FROM "
+                           "wac_message WHERE id = %s FOR UPDATE NOWAIT", (message_id,))
+                wamid, attempt_open, retry_confirmed = cr.fetchone()
+        except psycopg2.errors.LockNotAvailable:
+            raise RetryableJobError("Another worker is sending this message",
+                                    seconds=10, ignore_retry=True) from None
+        if wamid or (attempt_open and not retry_confirmed):
+            raise RetryableJobError("Another attempt of this message is under way",
+                                    seconds=10, ignore_retry=True)
+
+    @api.model
+    def _wac_close_attempt(self, message_id, vals, cr=None):
+        """Commit the outcome of an attempt right after Meta's answer, on ``cr`` (the send's
+        side cursor) or on a cursor of its own: never in the job's transaction, which may
+        still roll back (see ``wac_send``).
+
+        Writing the ``wamid`` links the statuses that arrived before it (``write``).
+        """
+        if cr is None:
+            with self.env.registry.cursor() as cr:
+                return self._wac_close_attempt(message_id, vals, cr)
+        message = self.env(cr=cr)["wac.message"].sudo().browse(message_id)
+        # What write() and the status linking read: not the whole row with its payload.
+        message.fetch(["direction", "company_id", "wamid", "status"])
+        message.write(vals)
+        # The send's side cursor (or one of its own), never the job's: the outcome survives
+        # a rollback of the job.
+        cr.commit()  # pylint: disable=invalid-commit
+        # This transaction's cache must not keep what the other one replaced.
+        self.env["wac.message"].invalidate_model()
+        self.env["wac.message.status"].invalidate_model()
+
+    # ------------------------------------------------------------
     # SETTLING ATTEMPTS
     # ------------------------------------------------------------
 
     @api.model
     def _wac_grace(self):
         """Seconds an open attempt waits for Meta's status before it is *uncertain*."""
-        return int(self.env["ir.config_parameter"].sudo().get_param(PARAM_GRACE)
+        return int(self.env["ir.config_parameter"].sudo().get_param(PARAM_UNCERTAIN_GRACE)
                    or DEFAULT_GRACE)
 
     def _wac_age(self):
@@ -204,7 +281,7 @@ class WacMessage(models.Model):
             ("company_id", "=", self.company_id.id),
             ("biz_opaque_callback_data", "=", self.wa_send_key)], order="id", limit=1)
         if status:
-            Send._wac_close_attempt(self.id, {
+            self._wac_close_attempt(self.id, {
                 "wamid": status.wamid, "wa_attempt_open": False, "status": "accepted",
                 "recipient_wa_id": status.recipient_id or self.recipient_wa_id,
                 "error_code": False, "error_title": False, "error_details": False,
@@ -223,7 +300,7 @@ class WacMessage(models.Model):
             "arrived within %(minutes)s minutes. Check the customer's chat on the phone or in "
             "WhatsApp Manager, then press Retry only if it was not sent.",
             minutes=round(grace / 60))
-        Send._wac_close_attempt(self.id, {
+        self._wac_close_attempt(self.id, {
             "status": "failed", "wa_attempt_open": False, "wa_uncertain": True,
             "error_title": self.env._("Uncertain: Meta may have sent it"),
             "error_details": reason})
@@ -240,7 +317,7 @@ class WacMessage(models.Model):
             "Meta's last refusal (%(error)s). Press Retry to send it.",
             kind=Send._wac_kind_label(self.wa_kind), name=self.wa_partner_id.name,
             error=self.error_title or "?")
-        Send._wac_close_attempt(self.id, {"status": "failed", "error_details": reason})
+        self._wac_close_attempt(self.id, {"status": "failed", "error_details": reason})
         Send._wac_log(event, reason, activity=True)
         return "failed: job lost"
 

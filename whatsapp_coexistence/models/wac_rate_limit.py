@@ -1,13 +1,36 @@
 import json
 import logging
+import math
+import time
+from datetime import timedelta
 from typing import NamedTuple
 
-from odoo import api, fields, models
-from odoo.sql_db import TestCursor
+import psycopg2
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
+from odoo import api, fields, models
+
+from odoo.addons.queue_job.exception import RetryableJobError
+
+from ..tools.wa_cloud import phone as wa_phone
 from ..tools.wa_cloud.pacing import Limit, Window, reserve, restamp
 
 _logger = logging.getLogger(__name__)
+
+#: A send never waits longer than this in-process for its slot; beyond it the job is
+#: postponed. Short, so a worker is never held long.
+MAX_SLEEP = 1.0
+#: Up to this wait, the slot and the intent are committed together (one transaction less).
+SAME_TRANSACTION_WAIT = 0.005
+#: The company's cap is held over windows of 1 / RATE_SAFETY seconds: a send reaches Meta a few
+#: milliseconds after its slot, and the margin keeps any one-second window under the cap as
+#: Meta measures it.
+RATE_SAFETY = 0.97
+#: A send that leaves later than this after its slot moves its slot in the company's window to
+#: when it really left (``pacing.restamp``). Most sends leave a few milliseconds late, which
+#: the window's margin absorbs; a slow commit or a descheduled worker can make one leave much
+#: later, and it would let the message N slots after it reach Meta less than a second later.
+RESTAMP_TOLERANCE = 0.015
 
 
 def _read_committed(cr):
@@ -15,9 +38,10 @@ def _read_committed(cr):
 
     Odoo's cursors are REPEATABLE READ: there, locking a bucket that another worker updated
     after our snapshot fails with a serialization error instead of waiting for its new value.
-    (A test cursor shares the test's transaction, already started, and needs no such care.)
+    PostgreSQL lets only a transaction's first statement choose its level, so a cursor whose
+    transaction is already under way (one sharing an outer transaction) keeps its own.
     """
-    if not isinstance(cr, TestCursor):
+    if cr.connection.get_transaction_status() == TRANSACTION_STATUS_IDLE:
         cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
 
@@ -43,6 +67,15 @@ class LimitSpec(NamedTuple):
             return Window.for_rate(json.loads(recent or "[]"), self.rate, self.window,
                                    not_before=tat)
         return Limit(tat, self.rate, self.burst)
+
+
+class Pace(NamedTuple):
+    """When a send was due: ``due`` on this process's monotonic clock, and under the company's
+    window (``key``, ``None`` without one) ``slot`` on the database clock."""
+
+    key: str | None
+    slot: float | None
+    due: float
 
 
 class Slot(NamedTuple):
@@ -117,6 +150,7 @@ def reserve_slot(cr, limits, max_wait, commit=True):
          [json.dumps(state) if limit.window else None
           for limit, state in zip(limits, result.new_tats)]))
     if commit:
+        # The caller's side cursor: every worker sees the reservation before anything is sent.
         cr.commit()  # pylint: disable=invalid-commit
     return Slot(True, result.wait, result.slot)
 
@@ -136,6 +170,7 @@ def restamp_slot(cr, key, slot, moment):
     if moved != recent:
         cr.execute("UPDATE wac_rate_bucket SET recent = %s WHERE key = %s",
                    (json.dumps(moved), key))
+    # A side cursor of the send's own: the row stays locked for a moment only.
     cr.commit()  # pylint: disable=invalid-commit
 
 
@@ -161,6 +196,89 @@ class WacRateBucket(models.Model):
                          "limit counted per window.")
 
     _sql_constraints = [("key_uniq", "unique(key)", "One state per rate-limit key.")]
+
+    @api.model
+    def _wac_limits(self, account, digits):
+        """The rate limits of one send of ``account`` to ``digits``: the company's cap in every
+        second (a window, so slots missed while the workers were busy are caught up), the
+        recipient's spacing (a GCRA).
+
+        :rtype: list[LimitSpec]
+        """
+        company_id = account.company_id.id
+        limits = []
+        if account.rate_limit_mps > 0:
+            limits.append(LimitSpec("company:%d" % company_id, account.rate_limit_mps,
+                                    company_id=company_id, window=1.0 / RATE_SAFETY))
+        if account.recipient_spacing_s > 0:
+            limits.append(LimitSpec(self._wac_pair_key(company_id, digits),
+                                    1.0 / account.recipient_spacing_s, company_id=company_id))
+        return limits
+
+    @api.model
+    def _wac_pair_key(self, company_id, digits):
+        """The key of the spacing between two messages of a company to one number."""
+        return "pair:%d:%s" % (company_id, wa_phone.canonical(digits))
+
+    @api.model
+    def _wac_take_slot(self, cr, limits):
+        """Reserve a slot under ``limits`` on ``cr`` (a cursor of the send's own).
+
+        When the slot is at most :data:`MAX_SLEEP` away it is reserved; beyond
+        :data:`SAME_TRANSACTION_WAIT` the reservation is committed and this method sleeps
+        until just before it, so that the caller's next commit (its intent) is never followed
+        by a long wait. A shorter wait stays uncommitted, for the caller to commit with its
+        intent.
+
+        :returns: :class:`Pace`
+        :raises RetryableJobError: the next slot is too far: the job is postponed without
+            consuming a retry
+        """
+        reserved = reserve_slot(cr, limits, MAX_SLEEP, commit=False)
+        if not reserved.allowed:
+            cr.rollback()
+            raise RetryableJobError("Rate limit: next slot in %.1f s" % reserved.wait,
+                                    seconds=max(1, math.ceil(reserved.wait)), ignore_retry=True)
+        due = time.monotonic() + reserved.wait  # the slot, on this process's clock
+        if reserved.wait > SAME_TRANSACTION_WAIT:
+            # The send's side cursor: the slot is not held locked while this worker sleeps.
+            cr.commit()  # pylint: disable=invalid-commit
+            time.sleep(max(0.0, due - time.monotonic()))
+        windows = [limit.key for limit in limits if limit.window]
+        return Pace(windows[0] if windows else None, reserved.slot, due)
+
+    @api.model
+    def _wac_restamp(self, cr, pace, left):
+        """A send that left at ``left`` (monotonic clock) much later than its slot moves its
+        slot in the company's window to when it really left (:data:`RESTAMP_TOLERANCE`)."""
+        if not pace.key or left - pace.due <= RESTAMP_TOLERANCE:
+            return
+        try:
+            restamp_slot(cr, pace.key, pace.slot, pace.slot + left - pace.due)
+        except psycopg2.Error:
+            # Only the window's precision is lost; the message is recorded.
+            cr.rollback()
+            _logger.warning("Could not restamp the slot of %s", pace.key, exc_info=True)
+
+    @api.model
+    def _wac_daily_cap_refusal(self, account, contact, number, message):
+        """Why the account's daily cap per recipient stops one more automated message to
+        ``contact``, or ``None``.
+
+        :param message: the send's own row, if an earlier attempt left one (not counted)
+        """
+        if not (contact and account.recipient_daily_cap):
+            return None
+        count = self.env["wac.message"].search_count([
+            ("company_id", "=", account.company_id.id), ("contact_id", "=", contact.id),
+            ("direction", "=", "out"), ("source", "=", "api"),
+            ("create_date", ">=", fields.Datetime.now() - timedelta(days=1)),
+            ("status", "not in", ("failed", "dry_run", "withdrawn")),
+            ("id", "!=", message.id or 0)])
+        if count < account.recipient_daily_cap:
+            return None
+        return self.env._("Daily cap reached: %(count)s automated messages to %(number)s in 24 "
+                          "hours.", count=count, number=number)
 
     @api.model
     def _wac_push_back(self, key, seconds, company_id=None):

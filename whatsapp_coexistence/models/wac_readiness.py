@@ -15,7 +15,6 @@ from odoo import api, fields, models
 from ..const import (
     PARAM_APP_ID,
     PARAM_ES_CONFIG_ID,
-    PARAM_KILL_SWITCH,
 )
 from ..tools.wa_cloud.vault import VaultError
 from .wac_template_mapping import MESSAGE_TYPES
@@ -239,7 +238,7 @@ class WacReadiness(models.AbstractModel):
         if account.automation_paused:
             missing.append(self.env._("Automation is paused: %(reason)s",
                                       reason=account.automation_pause_reason or "?"))
-        if self.env["ir.config_parameter"].sudo().get_param(PARAM_KILL_SWITCH) == "True":
+        if self.env["wac.send"]._wac_kill_switch():
             missing.append(self.env._("The global kill switch is on (Settings)."))
         return missing
 

@@ -5,6 +5,7 @@ import logging
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
+from ..const import QUALITY_LEVELS
 from ..tools.wa_cloud import errors as wa_errors
 from ..tools.wa_cloud import template_library
 from ..tools.wa_cloud.template_params import TemplateSpec
@@ -38,14 +39,11 @@ TEMPLATE_STATUSES = [
     ("ARCHIVED", "Archived"),
     ("LIMIT_EXCEEDED", "Limit exceeded"),
 ]
-QUALITY_SCORES = [("GREEN", "High"), ("YELLOW", "Medium"), ("RED", "Low"), ("UNKNOWN", "Unknown")]
 # message_template_status_update events that are not statuses of their own.
 EVENT_STATUS = {"UNARCHIVED": "APPROVED", "REINSTATED": "APPROVED", "FLAGGED": "APPROVED"}
 # What ``GET /<WABA_ID>/message_templates`` is asked for (Meta's default omits quality).
 SYNC_FIELDS = ("name", "language", "status", "category", "components", "parameter_format",
                "id", "quality_score", "rejected_reason")
-#: Meta's sample template: it may only reach pilot numbers or dry runs (issue 4).
-HELLO_WORLD = "hello_world"
 
 
 class WacTemplate(models.Model):
@@ -71,7 +69,7 @@ class WacTemplate(models.Model):
     category = fields.Char(readonly=True)
     status = fields.Selection(TEMPLATE_STATUSES, readonly=True, index=True)
     status_reason = fields.Char(readonly=True)
-    quality_score = fields.Selection(QUALITY_SCORES, readonly=True)
+    quality_score = fields.Selection(QUALITY_LEVELS, readonly=True)
 
     # Content, from the sync -------------------------------------------------------------------
     components = fields.Text(readonly=True, help="The template's components as Meta lists them "
@@ -207,7 +205,7 @@ class WacTemplate(models.Model):
             vals["parameter_format"] = False
         if status in dict(TEMPLATE_STATUSES):
             vals["status"] = status
-        if quality in dict(QUALITY_SCORES):
+        if quality in dict(QUALITY_LEVELS):
             vals["quality_score"] = quality
         return vals
 

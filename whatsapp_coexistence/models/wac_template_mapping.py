@@ -1,12 +1,19 @@
 import re
+from datetime import date, datetime, timedelta
 
+import babel
+import babel.dates
+import pytz
 from markupsafe import Markup
 
 from odoo import Command, api, fields, models
 from odoo.exceptions import ValidationError
 
+from ..const import HELLO_WORLD
 from ..tools.wa_cloud import template_library
-from .wac_template import HELLO_WORLD
+from ..tools.wa_cloud import template_params as tp
+from ..tools.wa_cloud.client import GraphClient
+from .res_company import wac_local
 
 MESSAGE_TYPES = [
     ("confirmation", "Confirmation"),
@@ -15,7 +22,7 @@ MESSAGE_TYPES = [
     ("cancellation", "Cancellation"),
 ]
 # The fixed, safe list of values a template parameter can take. No expression, no eval: each
-# source is computed by ``wac.send._wac_render_values``.
+# source is computed by ``_wac_render_values``.
 PARAM_SOURCES = [
     ("attendee_name", "Attendee name"),
     ("attendee_first_name", "Attendee first name"),
@@ -28,6 +35,15 @@ PARAM_SOURCES = [
     ("appointment_title", "Appointment title"),
     ("fixed_text", "Fixed text"),
 ]
+
+
+def _babel_locale(lang):
+    try:
+        return babel.Locale.parse(lang or "en_US")
+    except (ValueError, babel.UnknownLocaleError):
+        return babel.Locale.parse("en_US")
+
+
 # Guesses for the parameters of a template made elsewhere; a person checks them.
 _GUESSES = [
     (re.compile(r"first|primeiro"), "attendee_first_name"),
@@ -204,7 +220,7 @@ class WacTemplateMapping(models.Model):
         """Check the mapping against the template and show the message as it would be sent."""
         self.ensure_one()
         problems = self._wac_problems(for_send=True)
-        sample = self.env["wac.send"]._wac_sample_values(self)
+        sample = self._wac_sample_values()
         spec = self.template_id._wac_spec()
         if problems:
             self.check_result = Markup("<p class='text-danger'>%s</p><ul>%s</ul>") % (
@@ -220,6 +236,117 @@ class WacTemplateMapping(models.Model):
         return self.template_id.account_id._wac_notify(
             self.env._("Mapping checked: %s", "; ".join(problems) if problems
                        else self.env._("ready")), kind)
+
+    # ------------------------------------------------------------
+    # RENDERING
+    # ------------------------------------------------------------
+
+    @api.model
+    def _wac_render_values(self, data, partner, company, lang, sources=None):
+        """Every parameter source of :data:`PARAM_SOURCES`, as text.
+
+        Dates and times are in the company's time zone (``res.company._wac_tz``) and the
+        template's language: ``pt_BR`` gives "terça-feira, 3 de fevereiro de 2026" and "14:30".
+
+        :param dict data: the appointment (``calendar.event._wac_data``)
+        :param sources: the sources a mapping uses, when not all: the company's address (the
+            location of an appointment without one) is only formatted when it is needed
+        """
+        tz = company._wac_tz(data.get("organizer_tz"))
+        locale = _babel_locale(lang)
+        if data.get("allday") and data.get("start_date"):
+            day = fields.Date.from_string(data["start_date"])
+            time_text = self.with_context(lang=lang).env._("all day")
+        else:
+            local = wac_local(data["start"], tz)
+            day = local.date()
+            time_text = babel.dates.format_time(local, format="short", locale=locale)
+        location = data.get("location") or (
+            company.partner_id._display_address(without_company=True)
+            if sources is None or "location" in sources else "")
+        name = (partner.name or "").strip()
+        return {
+            "attendee_name": name,
+            "attendee_first_name": name.split()[0] if name else "",
+            "appointment_date": babel.dates.format_date(day, format="full", locale=locale),
+            "appointment_time": time_text,
+            "appointment_weekday": babel.dates.format_date(day, "EEEE", locale=locale),
+            "location": location,
+            "organizer": data.get("organizer") or "",
+            "company_name": company.name or "",
+            "appointment_title": data.get("name") or "",
+        }
+
+    def _wac_sample_values(self):
+        """Parameter values of a sample appointment (tomorrow 14:30), for the Check button."""
+        self.ensure_one()
+        tz = self.company_id._wac_tz()
+        local = datetime.combine(date.today() + timedelta(days=1), datetime.min.time()).replace(
+            hour=14, minute=30)
+        start = tz.localize(local).astimezone(pytz.utc).replace(tzinfo=None)
+        data = {"id": 0, "name": self.env._("Consultation"),
+                "start": fields.Datetime.to_string(start), "location": "",
+                "organizer": self.env.user.name}
+        partner = self.env["res.partner"].new({"name": "Maria Silva"})
+        return self._wac_values_for(data, partner)[0]
+
+    def _wac_values_for(self, data, partner):
+        """The sanitised parameter values of a send and the template spec."""
+        self.ensure_one()
+        spec = self.template_id._wac_spec()
+        rendered = self._wac_render_values(data, partner, self.company_id,
+                                           self.template_id.language,
+                                           sources=set(self.param_ids.mapped("source")))
+        limits = {p.key: p.limit for p in spec.params}
+        values = {}
+        for line in self.param_ids:
+            raw = line.fixed_value if line.source == "fixed_text" else rendered.get(line.source)
+            values[line.key] = tp.sanitize_param(raw, limit=limits.get(line.key,
+                                                                       tp.BODY_PARAM_LIMIT))
+        return spec.fit(values), spec
+
+    @api.model
+    def _wac_for(self, company, kind, lang):
+        """The mapping for a message type in the attendee's language, else in the same
+        language family, else the company's language, else the first one."""
+        mappings = self.sudo().search_fetch([
+            ("company_id", "=", company.id), ("message_type", "=", kind)],
+            ["language", "template_id", "company_id", "message_type"])
+        if not mappings:
+            return mappings
+        for wanted in (lang, company.partner_id.lang):
+            if not wanted:
+                continue
+            exact = mappings.filtered(lambda m, w=wanted: m.language == w)
+            if exact:
+                return exact[0]
+            family = mappings.filtered(
+                lambda m, w=wanted: (m.language or "").split("_")[0] == w.split("_")[0])
+            if family:
+                return family[0]
+        return mappings[0]
+
+    def _wac_build_payload(self, data, partner, to, key, account):
+        """The exact JSON body of the send and the text the customer reads, or raise
+        ``ValueError`` with what is wrong."""
+        self.ensure_one()
+        problems = self._wac_problems(for_send=True)
+        if problems:
+            raise ValueError("; ".join(problems))
+        values, spec = self._wac_values_for(data, partner)
+        payloads = {}
+        for button in spec.quick_replies:
+            action = tp.button_action(button.text, account.reply_confirm_words,
+                                      account.reply_cancel_words)
+            if not action and self.template_id.library_type:
+                action = (tp.CONFIRM, tp.CANCEL)[button.index] if button.index < 2 else None
+            if action:
+                payloads[button.index] = tp.make_payload(action, data["id"])
+        components = spec.build_components(values, payloads)
+        payload = GraphClient.build_template_payload(
+            to, self.template_id.name, self.template_id.language, components,
+            biz_opaque_callback_data=key)
+        return payload, spec.hydrate(values)
 
 
 class WacTemplateMappingParam(models.Model):

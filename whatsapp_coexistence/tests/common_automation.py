@@ -18,10 +18,10 @@ from odoo.addons.queue_job.exception import RetryableJobError
 from odoo.addons.queue_job.job import Job
 from odoo.addons.queue_job.tests.common import trap_jobs
 
-from ..models.wac_send import parse_send_key
 from ..tools.fake_graph.state import GraphError
 from ..tools.wa_cloud import template_library, webhook
 from ..tools.wa_cloud.client import GraphClient
+from ..tools.wa_cloud.send_key import parse_send_key, start_key
 from .common import CLINIC, SALON, WacTransactionCase
 
 # A Tuesday; 17:30 UTC is 14:30 in São Paulo (no daylight saving time since 2019).
@@ -125,9 +125,13 @@ class WacAutomationMixin:
 
     def plan_reminders(self, as_of):
         """Run the hourly reminder planner as of ``as_of``; return the trap."""
-        trap, _count = self.enqueue(
-            self.env["wac.send"].with_context(wac_now=as_of)._wac_cron_plan_reminders)
+        with self.clock(as_of):
+            trap, _count = self.enqueue(self.env["wac.send"]._wac_cron_plan_reminders)
         return trap
+
+    def clock(self, now):
+        """Run the planner and the send job as of ``now``: their one clock is patched."""
+        return patch.object(self.registry["wac.send"], "_wac_now", lambda _self: now)
 
     def enqueue(self, func, *args, **kwargs):
         """Run ``func`` and return the jobs it enqueued (trapped, not run)."""
@@ -147,8 +151,6 @@ class WacAutomationMixin:
 
     def send(self, event, kind, partner, start=None, snapshot=None, company=None):
         """Run one send job directly, as the job runner would."""
-        from ..models.wac_send import start_key
-
         return self.env["wac.send"]._wac_job_send(
             (company or event.wa_company_id).id, event.id, kind, partner.id,
             start or start_key(event.start), snapshot)

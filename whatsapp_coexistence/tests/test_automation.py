@@ -8,7 +8,8 @@ from odoo.tests import tagged
 from odoo.addons.queue_job.tests.common import trap_jobs
 
 from ..const import PARAM_KILL_SWITCH
-from ..models.wac_send import PLAN_IN_JOB_MIN, send_key, start_key
+from ..models.wac_send_planner import PLAN_IN_JOB_MIN
+from ..tools.wa_cloud.send_key import send_key, start_key
 from .common_automation import FUTURE_START, WacAutomationCase, near_start
 
 START = start_key(FUTURE_START)
@@ -243,7 +244,7 @@ class TestAutomationTriggers(WacAutomationCase):
         self.assertEqual(len(job), 1)
         self.assertEqual((job.channel, job.eta, job.method_name),
                          ("root.whatsapp", start - DAY, "_wac_job_send"))
-        self.env["wac.send"]._wac_events_created(event)  # e.g. a second trigger
+        self.env["wac.send.planner"]._wac_events_created(event)  # e.g. a second trigger
         self.assertEqual(Job.search_count([("identity_key", "=", key)]), 1)
         event.write({"name": "Limpeza e avaliação"})
         self.assertEqual(Job.search_count([("identity_key", "like", "wac:%d:" % event.id)]), 2)

@@ -6,7 +6,7 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from ..const import PARAM_KILL_SWITCH, WEBHOOK_ROUTE
-from ..models.wac_send import send_key, start_key
+from ..tools.wa_cloud.send_key import send_key, start_key
 from .common import WacHttpCase
 from .common_automation import FUTURE_START, WacAutomationCase, WacAutomationMixin, near_start
 

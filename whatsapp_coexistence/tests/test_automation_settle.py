@@ -17,7 +17,7 @@ from odoo.tests import new_test_user, tagged
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
-from ..models.wac_send import send_key, start_key
+from ..tools.wa_cloud.send_key import send_key, start_key
 from .common_automation import FUTURE_START, WacAutomationCase
 
 OLD = start_key(FUTURE_START)

@@ -9,8 +9,7 @@ from odoo.sql_db import db_connect
 from odoo.tests import BaseCase, tagged
 from odoo.tests.common import get_db_name
 
-from ..models.wac_rate_limit import LimitSpec, reserve_slot, restamp_slot
-from ..models.wac_send import RATE_SAFETY
+from ..models.wac_rate_limit import RATE_SAFETY, LimitSpec, reserve_slot, restamp_slot
 from ..tools.wa_cloud.ratelimit import max_in_window
 
 

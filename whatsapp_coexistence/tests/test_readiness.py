@@ -101,6 +101,15 @@ class TestReadiness(ConsoleMixin, WacTransactionCase):
         self.account_a.write({"automation_paused": True, "automation_pause_reason": "190"})
         self.assertFalse(self.items()["feature_flag"].ok)
 
+    def test_08_feature_flag_reads_the_kill_switch_as_the_sender_does(self):
+        """One reading of the kill switch: "1" or "true" stop every send, so the readiness
+        item says so too (it used to see only "True")."""
+        for value in ("1", "true"):
+            self.env["ir.config_parameter"].sudo().set_param(PARAM_KILL_SWITCH, value)
+            self.assertTrue(self.env["wac.send"]._wac_kill_switch())
+            self.assertIn("The global kill switch is on (Settings).",
+                          self.items()["feature_flag"].missing, value)
+
     def test_09_10_attestations_record_who_and_when(self):
         items = self.items()
         self.assertFalse(items["support"].ok)

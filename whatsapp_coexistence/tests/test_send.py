@@ -12,7 +12,8 @@ from odoo.addons.queue_job.exception import RetryableJobError
 from odoo.addons.queue_job.tests.common import trap_jobs
 
 from ..const import PARAM_KILL_SWITCH, PARAM_PREFIX
-from ..models.wac_send import JOB_MAX_RETRIES, start_key
+from ..models.wac_send import JOB_MAX_RETRIES
+from ..tools.wa_cloud.send_key import start_key
 from .common import CLINIC, SALON
 from .common_automation import FUTURE_START, WacAutomationCase
 
@@ -207,7 +208,7 @@ class TestSend(WacAutomationCase):
 
     def test_deleted_event_cancellation_uses_the_snapshot(self):
         self.send(self.event, "confirmation", self.maria)
-        snapshot = self.env["wac.send"]._wac_event_data(self.event)
+        snapshot = self.event._wac_data()
         event_id, start = self.event.id, start_key(self.event.start)
         self.event.unlink()
         result = self.env["wac.send"]._wac_job_send(

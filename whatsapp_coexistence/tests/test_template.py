@@ -204,19 +204,19 @@ class TestTemplateMapping(WacAutomationCase):
             self.env.flush_all()
 
     def test_mapping_is_chosen_by_the_attendee_language(self):
-        Send = self.env["wac.send"]
-        self.assertEqual(Send._wac_mapping(self.company_a, "confirmation", "pt_BR"),
+        Mapping = self.env["wac.template.mapping"]
+        self.assertEqual(Mapping._wac_for(self.company_a, "confirmation", "pt_BR"),
                          self.map_confirmation)
-        english = Send._wac_mapping(self.company_a, "confirmation", "en_US")
+        english = Mapping._wac_for(self.company_a, "confirmation", "en_US")
         self.assertEqual(english.template_id.name, "odoo_appointment_confirmation")
         self.assertEqual(english.language, "en_US")
-        self.assertEqual(Send._wac_mapping(self.company_a, "confirmation", "pt_PT"),
+        self.assertEqual(Mapping._wac_for(self.company_a, "confirmation", "pt_PT"),
                          self.map_confirmation, "same language family")
-        self.assertEqual(Send._wac_mapping(self.company_a, "confirmation", "fr_FR"),
+        self.assertEqual(Mapping._wac_for(self.company_a, "confirmation", "fr_FR"),
                          self.map_confirmation, "else the company's language")
 
     def test_rendering_in_portuguese_and_company_time_zone(self):
-        values = self.env["wac.send"]._wac_render_values({
+        values = self.env["wac.template.mapping"]._wac_render_values({
             "start": "2026-02-03 17:30:00", "location": "Rua A\n\tSala 2",
             "organizer": "Dra. Paula", "name": "Limpeza"}, self.maria, self.company_a, "pt_BR")
         self.assertEqual(values["appointment_date"], "terça-feira, 3 de fevereiro de 2026")
@@ -224,14 +224,14 @@ class TestTemplateMapping(WacAutomationCase):
         self.assertEqual(values["appointment_weekday"], "terça-feira")
         self.assertEqual(values["attendee_first_name"], "Maria")
         self.assertEqual(values["company_name"], "Clínica A")
-        english = self.env["wac.send"]._wac_render_values(
+        english = self.env["wac.template.mapping"]._wac_render_values(
             {"start": "2026-02-03 17:30:00"}, self.maria, self.company_a, "en_US")
         self.assertEqual(english["appointment_date"], "Tuesday, February 3, 2026")
         # Without a location, the company's address.
         self.assertIn("Rua das Flores, 123", english["location"])
 
     def test_all_day_appointment(self):
-        values = self.env["wac.send"]._wac_render_values({
+        values = self.env["wac.template.mapping"]._wac_render_values({
             "start": "2026-02-03 08:00:00", "allday": True, "start_date": "2026-02-03"},
             self.maria, self.company_a, "en_US")
         self.assertEqual((values["appointment_date"], values["appointment_time"]),
