@@ -160,3 +160,12 @@ def test_identity_is_frozen():
     identity = PhoneIdentity.from_webhook(wa_id="16505551234")
     with pytest.raises(AttributeError):
         identity.wa_id = "1"
+
+
+def test_non_ascii_digits_make_no_empty_or_foreign_key():
+    """Found by tests/test_property_phone.py: ``"²".isdigit()`` is true, so a ``wa_id`` of
+    ``"²"`` was taken as digits and gave the empty key; Arabic-Indic digits gave a key of
+    those digits, which never matched the same number in ASCII."""
+    assert PhoneIdentity.from_webhook("²").canonical is None
+    assert PhoneIdentity.from_webhook("٥٥١١٩٨٧٦٥٤٣٢١").wa_id == "5511987654321"
+    assert wa_digits("+٥٥ ١١") == "5511"

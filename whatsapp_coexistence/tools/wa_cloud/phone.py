@@ -13,6 +13,7 @@ Three rules drive this module (reference §7 and §2.9):
 """
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
@@ -25,9 +26,15 @@ _BSUID_RE = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
 def wa_digits(value):
     """Return only the digits of ``value`` (an E.164 number or a ``wa_id``), no ``+``.
 
+    Any decimal digit counts, written as its ASCII digit: a number typed with Arabic-Indic or
+    full-width digits gives the same key as Meta's ``wa_id``, never a key of other characters.
+
     :rtype: str
     """
-    return re.sub(r"\D", "", str(value or ""))
+    digits = re.sub(r"\D", "", str(value or ""))
+    if digits.isascii():
+        return digits
+    return "".join(str(unicodedata.decimal(c)) for c in digits)
 
 
 def _parse(text, region):
@@ -197,7 +204,8 @@ class PhoneIdentity:
             bsuid = bsuid or wa_value
             wa_value = ""
         digits = None
-        if wa_value.isdigit():
+        # isdigit() alone takes "²" for a digit: Meta's wa_id is ASCII digits.
+        if wa_value.isascii() and wa_value.isdigit():
             digits = wa_value
         elif wa_value:
             e164 = normalize(wa_value, default_region)
