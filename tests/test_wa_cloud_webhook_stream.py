@@ -450,3 +450,19 @@ def test_fake_graph_history_webhooks():
     for body in bodies:
         assert as_tuples(parse_body(opener(body))) == expected_changes(body)
         assert streamed_items(opener(body), 0) == expected_items(history_value(body))
+
+
+@pytest.mark.parametrize("depth", [webhook_stream.MAX_DEPTH + 1, 2_000])
+def test_nesting_deeper_than_the_limit_is_a_reason_not_a_crash(depth):
+    """Found by tests/test_property_webhook.py: deep nesting raised ``RecursionError``, which
+    the delivery job does not take for a reason. Levels count from a change's value: the
+    limit's own is built, one more is refused."""
+    envelope = b'{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[%s]}]}'
+    nested = b"[" * depth + b"]" * depth
+    body = envelope % (b'{"field":"messages","value":{"x":%s}}' % nested)
+    with pytest.raises(PayloadError, match="deeper than"):
+        parse_body(opener(body))
+    shallow = webhook_stream.MAX_DEPTH
+    payload = json.loads(envelope % (b'{"field":"messages","value":{"x":%s}}' % (
+        b"[" * shallow + b"]" * shallow)))
+    assert as_tuples(parse_body(opener(payload))) == expected_changes(payload)

@@ -56,6 +56,10 @@ SOURCE_BODY = "delivery_body"
 SOURCE_VALUE = "value"
 #: Size of the slices :class:`TextReader` encodes at a time (characters).
 SLICE_CHARS = 64 * 1024
+#: Deepest nesting a built value may have. Meta's shapes are under ten levels deep; a deeper
+#: body would exhaust Python's stack (about 1,000 frames, a job already uses a few hundred)
+#: in the recursive :func:`_build` and fail with ``RecursionError`` instead of a reason.
+MAX_DEPTH = 256
 
 _OPEN = frozenset({"start_map", "start_array"})
 _CLOSE = frozenset({"end_map", "end_array"})
@@ -157,21 +161,26 @@ def _read(open_stream, consume):
 # ---------------------------------------------------------------------------
 
 
-def _build(events, event, value):
-    """The JSON value that starts with ``(event, value)``, consuming its events."""
+def _build(events, event, value, depth=0):
+    """The JSON value that starts with ``(event, value)``, consuming its events.
+
+    :raises PayloadError: the value nests deeper than :data:`MAX_DEPTH`
+    """
+    if event in _OPEN and depth >= MAX_DEPTH:
+        raise PayloadError("Webhook body nests deeper than %d levels" % MAX_DEPTH)
     if event == "start_map":
         result = {}
         for kind, key in events:
             if kind == "end_map":
                 break
-            result[key] = _build(events, *next(events))
+            result[key] = _build(events, *next(events), depth + 1)
         return result
     if event == "start_array":
         result = []
         for kind, first in events:
             if kind == "end_array":
                 break
-            result.append(_build(events, kind, first))
+            result.append(_build(events, kind, first, depth + 1))
         return result
     return value
 
