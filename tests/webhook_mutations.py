@@ -144,10 +144,14 @@ def wrong_type(rng, doc):
         container[key] = copy.deepcopy(rng.choice(ODD_VALUES))
 
 
-def huge_string(rng, doc, sizes=(9_000, 100_000, 1_000_000)):
+def huge_string(rng, doc, sizes=(9_000, 100_000, 1_000_000), max_bytes=None):
+    """Make a string ``sizes`` characters long (fewer when the body would pass
+    ``max_bytes``: escaped, a character of the filler takes up to 7 bytes)."""
     container, key = _pick(rng, doc, lambda c, k: isinstance(c[k], str))
     if container is not None:
         size = rng.choice(sizes)
+        if max_bytes:
+            size = max(0, min(size, (max_bytes - len(dumps(doc))) // 7))
         container[key] = (container[key] + "\u00e7\U0001f600x" * size)[:size]
 
 
@@ -181,15 +185,21 @@ def odd_text(rng, doc):
         container[key + piece] = container.pop(key)
 
 
-def many_items(rng, doc, count=500):
-    """Grow a list (``entry`` or ``changes`` when there is one) to ``count`` copies."""
+def many_items(rng, doc, count=500, max_bytes=None):
+    """Grow a list (``entry`` or ``changes`` when there is one) to ``count`` copies (fewer
+    when the body would pass ``max_bytes``)."""
     container, key = _pick(rng, doc, lambda c, k: k in ("entry", "changes")
                            and isinstance(c[k], list) and c[k])
     if container is None:
         container, key = _pick(rng, doc, lambda c, k: isinstance(c[k], list) and c[k])
-    if container is not None:
-        items = container[key]
-        container[key] = [copy.deepcopy(items[i % len(items)]) for i in range(count)]
+    if container is None:
+        return
+    items = container[key]
+    if max_bytes:
+        room = max_bytes - len(dumps(doc))
+        largest = max(len(dumps(item)) for item in items) + 1
+        count = max(len(items), min(count, len(items) + room // largest))
+    container[key] = [copy.deepcopy(items[i % len(items)]) for i in range(count)]
 
 
 def duplicate_key(rng, doc, avoid=STRUCTURAL_KEYS):
@@ -233,11 +243,17 @@ MUTATIONS = {f.__name__: f for f in (
     duplicate_key, unknown_field, routing_keys)}
 
 
-def mutate(rng, doc=None, count=None, names=None, **options):
+#: The mutations that grow a body, and so take ``max_bytes``.
+GROWING = ("huge_string", "many_items")
+
+
+def mutate(rng, doc=None, count=None, names=None, max_bytes=None, **options):
     """Apply ``count`` (1-3) mutations picked by ``rng`` to a copy of ``doc`` (default: one
     of Meta's shapes, also picked by ``rng``).
 
     :param names: the mutations to pick from (default: all of :data:`MUTATIONS`)
+    :param max_bytes: what the growing mutations keep the body under (roughly: the escaping
+        of odd text is not counted)
     :param options: keyword arguments of a mutation, by name: ``{"huge_string": {"sizes":
         (500,)}}`` keeps the property tests small
     :return: ``(document, names of the mutations applied)``
@@ -245,7 +261,10 @@ def mutate(rng, doc=None, count=None, names=None, **options):
     doc = copy.deepcopy(doc if doc is not None else rng.choice(payloads.ALL_FACTORIES)())
     chosen = [rng.choice(sorted(names or MUTATIONS)) for _ in range(count or rng.randint(1, 3))]
     for name in chosen:
-        MUTATIONS[name](rng, doc, **options.get(name, {}))
+        kwargs = dict(options.get(name, {}))
+        if max_bytes and name in GROWING:
+            kwargs["max_bytes"] = max_bytes
+        MUTATIONS[name](rng, doc, **kwargs)
     return doc, chosen
 
 
