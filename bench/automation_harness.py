@@ -59,10 +59,13 @@ def odoo_registry(dbname):
 
 
 @contextlib.contextmanager
-def odoo_server(dbname, port, workers=2, log_name="server"):
+def odoo_server(dbname, port, workers=2, log_name="server", jobrunner=True):
     """Run Odoo with ``workers`` HTTP workers and the queue_job runner; stop it on exit.
 
     Same configuration file as ``scripts/odoo.sh`` (written by :func:`fresh_database`).
+
+    :param bool jobrunner: ``False`` leaves queue_job out of the server-wide modules: no
+        runner in this server (a second server on the same database)
     """
     os.makedirs(LOG_DIR, exist_ok=True)
     log_path = os.path.join(LOG_DIR, "%s_%s.log" % (log_name, dbname))
@@ -74,7 +77,9 @@ def odoo_server(dbname, port, workers=2, log_name="server"):
          "--max-cron-threads=0", "--http-port=%d" % port, "--http-interface=127.0.0.1",
          "--limit-time-real=900", "--limit-time-cpu=900",
          # Odoo's default level; WAC_BENCH_LOG_LEVEL=warn measures without a line per job.
-         "--log-level=%s" % os.environ.get("WAC_BENCH_LOG_LEVEL", "info")],
+         "--gevent-port=%d" % (port + 1),
+         "--log-level=%s" % os.environ.get("WAC_BENCH_LOG_LEVEL", "info"),
+         *([] if jobrunner else ["--load=base,web"])],
         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     log("odoo server pid %d on port %d, %d workers (log: %s)" % (proc.pid, port, workers,
                                                                   log_path))

@@ -205,7 +205,7 @@ class FakeGraphProcess:
     right by Odoo looked like 21 requests in 0.9 s.
     """
 
-    def __init__(self):
+    def __init__(self, app_secret=None):
         import socket
         import urllib.request
 
@@ -217,9 +217,12 @@ class FakeGraphProcess:
         env = dict(os.environ, PYTHONPATH=os.path.join(
             os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
             "whatsapp_coexistence", "tools"))
-        # No --webhook-url: no status webhooks, nobody listens for them here.
-        self.proc = subprocess.Popen([sys.executable, "-m", "fake_graph", "--port", str(port)],
-                                     env=env, stdout=subprocess.DEVNULL)
+        # No --webhook-url: no status webhooks until configure(webhook_url=...) names a
+        # listener (bench/chaos_send.py does, with the App Secret it gives here).
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fake_graph", "--port", str(port),
+             *(["--app-secret", app_secret] if app_secret else [])],
+            env=env, stdout=subprocess.DEVNULL)
         for _ in range(100):
             try:
                 self._call("GET", "/_fake/config")
@@ -243,6 +246,15 @@ class FakeGraphProcess:
 
     def configure(self, **values):
         return self._call("POST", "/_fake/config", values)
+
+    def add_faults(self, faults):
+        """Inject faults (``FakeGraphServer.add_fault``), consumed in order by the requests
+        they match."""
+        return self._call("POST", "/_fake/faults", faults)
+
+    def messages(self):
+        """The sends the fake accepted (processed), oldest first."""
+        return self._call("GET", "/_fake/messages")
 
     def stop(self):
         self.proc.terminate()

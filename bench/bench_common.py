@@ -3,6 +3,7 @@ lines, and the script that starts an Odoo server. Nothing here is measured."""
 
 import os
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -40,3 +41,27 @@ def odoo_bin():
     if not os.path.isfile(path):
         raise RuntimeError("odoo-bin not found next to %s" % odoo.__file__)
     return path
+
+
+def wait_queue_drained(dbname, timeout, poll=2.0):
+    """Wait until no queue_job row of ``dbname`` is pending, queued or running (retries due
+    later included).
+
+    :return: ``(seconds waited, whether the queue drained)``
+    """
+    import psycopg2
+
+    started = time.monotonic()
+    conn = psycopg2.connect(dbname=dbname, **PG)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cr:
+            while time.monotonic() - started < timeout:
+                cr.execute("SELECT count(*) FROM queue_job WHERE state IN "
+                           "('pending', 'enqueued', 'started', 'wait_dependencies')")
+                if not cr.fetchone()[0]:
+                    return time.monotonic() - started, True
+                time.sleep(poll)
+    finally:
+        conn.close()
+    return time.monotonic() - started, False

@@ -93,7 +93,7 @@ def _cpu_delta(before, after):
 # 1. INGEST RATE
 # ------------------------------------------------------------
 
-def _load(server, kind, concurrency, duration, max_requests, tag):
+def load_phase(server, kind, concurrency, duration, max_requests, tag):
     """One phase of ``webhook_load.py``; adds the CPU its requests cost the server side."""
     cmd = [sys.executable, os.path.join(HERE, "webhook_load.py"), "--url", server.url,
            "--kind", kind, "--concurrency", str(concurrency), "--duration", str(duration),
@@ -111,7 +111,7 @@ def _load(server, kind, concurrency, duration, max_requests, tag):
     return result
 
 
-def _pooled(phases):
+def pooled(phases):
     ok = sum(p["ok"] for p in phases)
     elapsed = sum(p["elapsed"] for p in phases)
     latencies = sorted(v for p in phases for v in p["latencies_ms"])
@@ -142,13 +142,13 @@ def bench_ingest(profile, concurrency, port, jobrunner=False):
     with harness.OdooServer(db, port, label, jobrunner=jobrunner) as server:
         harness.log("ingest: warm-up (both routes, %.0f s each)" % profile["warmup"])
         for kind in ("health", "webhook"):
-            warm[kind] = _load(server, kind, concurrency, profile["warmup"],
+            warm[kind] = load_phase(server, kind, concurrency, profile["warmup"],
                                profile["max_requests"], "%s-warm" % run_tag)
         for rnd in range(profile["rounds"]):
             # Alternate which route goes first, so drifts in machine load hit both alike.
             order = ("health", "webhook") if rnd % 2 == 0 else ("webhook", "health")
             for kind in order:
-                result = _load(server, kind, concurrency, profile["duration"],
+                result = load_phase(server, kind, concurrency, profile["duration"],
                                profile["max_requests"], "%s-r%d" % (run_tag, rnd))
                 harness.log("ingest round %d %-7s %7.1f req/s  p50 %6.1f ms  p99 %6.1f ms  %s" % (
                     rnd + 1, kind, result["rate"], result["p50_ms"], result["p99_ms"],
@@ -163,7 +163,7 @@ def bench_ingest(profile, concurrency, port, jobrunner=False):
          WHERE model_name = 'wac.webhook.delivery' GROUP BY method_name"""))
     (processed,), = harness.query(db, "SELECT count(*) FROM wac_webhook_delivery"
                                       " WHERE state <> 'received'")
-    health, hook = _pooled(phases["health"]), _pooled(phases["webhook"])
+    health, hook = pooled(phases["health"]), pooled(phases["webhook"])
     per_round = [w["rate"] / h["rate"] for h, w in zip(phases["health"], phases["webhook"])]
     return {
         "concurrency": concurrency, "rounds": profile["rounds"],

@@ -235,13 +235,15 @@ class OdooServer:
         config); without it jobs are still enqueued, only nobody runs them.
     """
 
-    def __init__(self, dbname, port, label, workers=2, jobrunner=False, channels=None, extra=()):
+    def __init__(self, dbname, port, label, workers=2, jobrunner=False, channels=None, extra=(),
+                 gevent_port=None):
         self.dbname, self.port, self.label = dbname, port, label
         # ``-d`` without ``--db-filter`` pins the database: Odoo then skips listing the cluster's
         # databases (a new connection to ``postgres``) on every request without a session.
         self.args = odoo_cmd("-d", dbname, "--workers=%d" % workers, "--max-cron-threads=0",
                      "--http-interface=127.0.0.1", "--http-port=%d" % port,
-                     "--gevent-port=%d" % (port + 1000), "--log-level=warn", *extra)
+                     "--gevent-port=%d" % (gevent_port or port + 1000), "--log-level=warn",
+                     *extra)
         if jobrunner:
             self.args.append("--log-handler=odoo.addons.queue_job.jobrunner.runner:INFO")
         else:

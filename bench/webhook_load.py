@@ -1,12 +1,13 @@
 """Closed-loop HTTP load on 127.0.0.1, run as a process of its own by ``bench_webhook.py``.
 
-``python3 bench/webhook_load.py --url http://127.0.0.1:8369 --kind webhook|health
+``python3 bench/webhook_load.py --url http://127.0.0.1:8369 --kind webhook|identical|health
 --concurrency 4 --duration 5 --max-requests 20000 --secret S --tag run1``
 
 ``concurrency`` threads each send one request at a time, on a new connection every time: Odoo's
 prefork workers speak HTTP/1.0 and close the connection after each answer, as they do behind a
 proxy. Webhook bodies are Meta ``statuses`` webhooks (tests/payloads.py), each with its own
-wamid so that none is a byte-identical redelivery; they are built and signed before the clock
+wamid so that none is a byte-identical redelivery (``identical``: one body, sent every time,
+answered ``ok`` once and ``duplicate`` after); they are built and signed before the clock
 starts. Prints one JSON object: counts, elapsed seconds and latency percentiles (ms).
 """
 
@@ -56,7 +57,9 @@ def percentile(sorted_values, pct):
 def run(url, kind, concurrency, duration, max_requests, secret, tag):
     parts = urlsplit(url)
     host, port = parts.hostname, parts.port
-    bodies = status_bodies(max_requests, secret, tag) if kind == "webhook" else None
+    # "identical": the same signed status again and again (Meta redelivering one webhook).
+    bodies = None if kind == "health" else status_bodies(
+        1 if kind == "identical" else max_requests, secret, tag)
     counter = itertools.count()
     lock = threading.Lock()
     latencies, statuses, errors = [], {}, []
@@ -74,8 +77,8 @@ def run(url, kind, concurrency, duration, max_requests, secret, tag):
             t0 = time.perf_counter()
             try:
                 conn = http.client.HTTPConnection(host, port, timeout=30)
-                if kind == "webhook":
-                    body, sig = bodies[n]
+                if kind != "health":
+                    body, sig = bodies[n % len(bodies)]
                     conn.request("POST", WEBHOOK_PATH, body=body, headers={
                         "Content-Type": "application/json", "X-Hub-Signature-256": sig,
                         "User-Agent": "facebookexternalua"})
@@ -90,7 +93,8 @@ def run(url, kind, concurrency, duration, max_requests, secret, tag):
                 continue
             local_lat.append(time.perf_counter() - t0)
             local_status[reply.status] = local_status.get(reply.status, 0) + 1
-            if reply.status != 200 or (kind == "webhook" and b'"ok"' not in data):
+            answers = (b'"ok"', b'"duplicate"') if kind == "identical" else (b'"ok"',)
+            if reply.status != 200 or (kind != "health" and not any(a in data for a in answers)):
                 with lock:
                     if len(unexpected) < 5:
                         unexpected.append("%s %r" % (reply.status, data[:200]))
@@ -128,7 +132,7 @@ def run(url, kind, concurrency, duration, max_requests, secret, tag):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", required=True)
-    parser.add_argument("--kind", choices=("webhook", "health"), required=True)
+    parser.add_argument("--kind", choices=("webhook", "identical", "health"), required=True)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--max-requests", type=int, default=20000)

@@ -13,3 +13,12 @@ ensure_queue_job() {
 ensure_requirements() {
     PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q -r <(grep -vE '^odoo-addon-queue-job' "$here/requirements.txt")
 }
+
+# What the suite itself runs with, from requirements-dev.txt: pytest, hypothesis (the property
+# tests) and websocket-client (without it Odoo skips every browser tour). The optional tools
+# there (pytest-odoo, pylint-odoo) are .ci/run's to install: the suite works with and without.
+ensure_test_tools() {
+    python3 -c "import pytest, hypothesis, websocket" 2>/dev/null ||
+        PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q \
+            $(grep -E '^(pytest|hypothesis|websocket-client)[<>=]' "$here/requirements-dev.txt")
+}

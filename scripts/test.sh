@@ -24,8 +24,10 @@ fi
 # shellcheck source=scripts/lib.sh
 . "$here/scripts/lib.sh"
 ensure_requirements
+ensure_test_tools
 
 echo "== Pure layer (pytest, no Odoo, no network)"
+# pyproject.toml turns pytest-odoo off (-p no:odoo) when it is installed: no database here.
 python3 -m pytest tests -q -p no:cacheprovider
 rc=$?
 if [ "$rc" = 5 ]; then
@@ -104,6 +106,24 @@ scripts/odoo.sh -d "$db" -i whatsapp_coexistence --test-tags /whatsapp_coexisten
 rc=$?
 grep -E "^(FAIL|ERROR):|odoo.tests.stats|odoo.tests.result| ERROR | CRITICAL " "$logs/odoo_tests.log" | tail -n 60
 result=$(grep -oE "[0-9]+ failed, [0-9]+ error\(s\) of [0-9]+ tests" "$logs/odoo_tests.log" | tail -n 1)
+
+# The README's pytest-odoo command, on the database the suite just installed: a transaction
+# case file and an HttpCase file, so that running the Odoo tests through pytest keeps working.
+if python3 -c "import pytest_odoo" 2>/dev/null; then
+    echo "== The same through pytest-odoo (two files)"
+    python3 -m pytest -p odoo -p no:cacheprovider -q --odoo-database="$db" \
+        --odoo-config="$WAC_RUN_DIR/odoo.conf" --odoo-http \
+        whatsapp_coexistence/tests/test_vault.py whatsapp_coexistence/tests/test_webhook.py \
+        >"$logs/pytest_odoo.log" 2>&1
+    prc=$?
+    tail -n 1 "$logs/pytest_odoo.log"
+    if [ "$prc" != 0 ]; then
+        echo "pytest-odoo: FAILED (exit $prc); see $logs/pytest_odoo.log"
+        failed=1
+    fi
+else
+    echo "== pytest-odoo not installed: its run is skipped (.ci/run installs it)"
+fi
 dropdb -h 127.0.0.1 -p "${WAC_PGPORT:-55432}" -U odoo --if-exists "$db"
 if [ -z "$result" ]; then
     total=$(grep -cE "odoo.addons.whatsapp_coexistence.tests.* (Starting|running) " "$logs/odoo_tests.log")

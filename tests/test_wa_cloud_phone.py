@@ -122,3 +122,10 @@ def test_both_brazilian_forms_share_one_canonical_key():
 )
 def test_is_bsuid(value, expected):
     assert is_bsuid(value) is expected
+
+
+def test_non_ascii_digits_make_no_foreign_key():
+    """Found by tests/test_property_phone.py: Arabic-Indic digits gave a key of those digits,
+    which never matched the same number written in ASCII by Meta."""
+    assert wa_digits("+٥٥ ١١") == "5511"
+    assert canonical("٥٥١١٩٨٧٦٥٤٣٢١") == canonical("5511987654321")

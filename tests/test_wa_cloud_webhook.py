@@ -92,6 +92,14 @@ def test_parse_payload_tolerates_junk_items():
     assert changes[0].phone_number_id is None
 
 
+@pytest.mark.parametrize("changes", [2**63, True, 1.5, "messages", {"field": "messages"}])
+def test_parse_payload_takes_changes_that_are_no_list_for_none(changes):
+    """Found by tests/test_property_webhook_stream.py: a number or ``true`` as ``changes``
+    raised ``TypeError`` (not iterable); the streaming parser skips them, like a string."""
+    data = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": changes}]}
+    assert parse_payload(data) == []
+
+
 def test_account_and_template_fields_carry_the_waba():
     removed = only_change(payloads.account_update_partner_removed())
     assert removed.waba_id == "102290129340398"

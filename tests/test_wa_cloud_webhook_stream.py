@@ -450,3 +450,16 @@ def test_fake_graph_history_webhooks():
     for body in bodies:
         assert as_tuples(parse_body(opener(body))) == expected_changes(body)
         assert streamed_items(opener(body), 0) == expected_items(history_value(body))
+
+
+@pytest.mark.parametrize("depth", [300, 5_000])
+def test_deep_nesting_is_built_without_recursion(depth):
+    """Found by tests/test_property_webhook.py: deep nesting raised ``RecursionError``, which
+    the delivery job does not take for a reason. Values are built without recursion."""
+    envelope = b'{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[%s]}]}'
+    nested = b"[" * depth + b"]" * depth
+    (change,) = parse_body(opener(envelope % (b'{"field":"messages","value":{"x":%s}}' % nested)))
+    value, levels = change.value["x"], 1
+    while value:
+        (value,), levels = value, levels + 1
+    assert value == [] and levels == depth

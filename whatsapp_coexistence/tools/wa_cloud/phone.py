@@ -13,6 +13,7 @@ Three rules drive this module (reference §7 and §2.9):
 """
 
 import re
+import unicodedata
 
 import phonenumbers
 
@@ -24,9 +25,15 @@ _BSUID_RE = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
 def wa_digits(value):
     """Return only the digits of ``value`` (an E.164 number or a ``wa_id``), no ``+``.
 
+    Any decimal digit counts, written as its ASCII digit: a number typed with Arabic-Indic or
+    full-width digits gives the same key as Meta's ``wa_id``, never a key of other characters.
+
     :rtype: str
     """
-    return re.sub(r"\D", "", str(value or ""))
+    digits = re.sub(r"\D", "", str(value or ""))
+    if digits.isascii():
+        return digits
+    return "".join(str(unicodedata.decimal(c)) for c in digits)
 
 
 def _parse(text, region):

@@ -245,7 +245,10 @@ def parse_payload(data):
     for entry_index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             continue
-        for change_index, change in enumerate(entry.get("changes") or ()):
+        changes_list = entry.get("changes")
+        if not isinstance(changes_list, list):
+            continue  # a number or true here is not iterable; a string is no list of changes
+        for change_index, change in enumerate(changes_list):
             if not isinstance(change, dict):
                 continue
             changes.append(

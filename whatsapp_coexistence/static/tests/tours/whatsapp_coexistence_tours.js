@@ -32,7 +32,7 @@ registry.category("web_tour.tours").add("whatsapp_coexistence_settings", {
         },
         {
             content: "The secret is reported as set, never shown back",
-            trigger: "[name=wac_app_secret_info]:contains('encrypted')",
+            trigger: ".o_form_renderer:not(.o_form_dirty) [name=wac_app_secret_info]:contains('encrypted')",
         },
     ],
 });
