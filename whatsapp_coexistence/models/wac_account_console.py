@@ -51,7 +51,7 @@ class WacAccount(models.Model):
     # Messages held while a company is paused: issue #11 fills it; until then nothing is held.
     ov_held = fields.Integer("Held", compute="_compute_overview")
     ov_jobs_waiting = fields.Integer("Jobs waiting", compute="_compute_overview")
-    ov_alerts = fields.Integer("Open alerts", compute="_compute_overview")
+    ov_alerts = fields.Integer("Open alert activities", compute="_compute_overview")
     ov_last_webhook = fields.Datetime("Last webhook", compute="_compute_overview")
 
     def _compute_readiness(self):

@@ -29,7 +29,7 @@ class WacHistoryChunk(models.Model):
     chunk_order = fields.Integer(readonly=True)
     progress = fields.Integer("Progress (%)", readonly=True)
     message_count = fields.Integer("Messages imported", readonly=True)
-    declined = fields.Boolean("Declined", readonly=True,
+    declined = fields.Boolean(readonly=True,
                               help="The business turned history sharing off (error 2593109).")
     create_date = fields.Datetime("Received", readonly=True)
 

@@ -231,7 +231,7 @@ class WacWebhookDelivery(models.Model):
             dispatched = cr.fetchone()[0]
         # Store first: once this commit returns the delivery is durable, whatever happens next.
         # It is also what makes the dispatcher check race-free (_wac_ensure_dispatcher).
-        cr.commit()
+        cr.commit()  # pylint: disable=invalid-commit
         return stored, dispatched
 
     # ------------------------------------------------------------

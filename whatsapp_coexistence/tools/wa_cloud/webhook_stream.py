@@ -174,7 +174,8 @@ class _SurrogateWatch:
         self._stream = stream
         self._carry = b""  # the end of the previous read
 
-    def read(self, size=-1):
+    # A plain stream wrapper, not an Odoo model: there is no super().read to call.
+    def read(self, size=-1):  # pylint: disable=method-required-super
         """Read from the stream, checking the surrogate escapes of what was read."""
         data = self._stream.read(size)
         window = self._carry + data
