@@ -139,6 +139,12 @@ class WacHttpCase(WacCaseMixin, HttpCase):
             headers["X-Hub-Signature-256"] = signature
         return self.url_open(WEBHOOK_ROUTE, data=body, headers=headers, timeout=20)
 
+    def deliver_signed(self, *payloads):
+        """POST each payload signed (each must get its 200), then run the jobs they enqueued."""
+        with self.processing():
+            for payload in payloads:
+                self.assertEqual(self.post_webhook(payload).status_code, 200)
+
     @contextmanager
     def processing(self):
         """Trap the jobs enqueued by webhook requests, then run them like the job runner."""
