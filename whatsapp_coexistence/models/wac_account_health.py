@@ -25,7 +25,7 @@ class WacAccount(models.Model):
     over every watched account)."""
 
     # Apart from the console's extension (wac_account_console.py): health checks and alerts
-    # are a concern of their own, and wac_account.py is already the largest model file.
+    # are a concern of their own; wac_account.py holds the connection and its lifecycle.
     _inherit = "wac.account"  # pylint: disable=consider-merging-classes-inherited
 
     # What the last health check read from Meta --------------------------------------------
@@ -135,7 +135,7 @@ class WacAccount(models.Model):
                 "yes" if client.is_app_subscribed(self.waba_id, app_id) else "no"}
 
     def _wac_read_token(self, client):
-        if not (client.app_id and client.has_token) or not self._wac_app_secret():
+        if not (client.app_id and client.has_token) or not self.env["wac.vault"]._app_secret():
             return {}
         token = client.debug_token()
         expires = (datetime.fromtimestamp(token.expires_at, UTC).replace(tzinfo=None)

@@ -3,6 +3,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 
 from ..tools.wa_cloud import phone as wa_phone
+from ..tools.wa_cloud.template_params import fold, split_words
 
 # Meta's customer service window (reference §4.4).
 SERVICE_WINDOW = timedelta(hours=24)
@@ -195,6 +196,18 @@ class WacContact(models.Model):
                     company=contact.company_id.name,
                     action=self.env._("opted out") if opted_out else self.env._("opted in again"),
                     reason=reason))
+
+    def _wac_apply_consent_keywords(self, account, text):
+        """Opt this contact out (or back in) when the whole message ``text`` is one of the
+        keywords of ``account``; case, accents and punctuation are folded away as for replies."""
+        self.ensure_one()
+        word = fold(text)
+        if not word:
+            return
+        if word in split_words(account.opt_out_keywords):
+            self._wac_set_opt_out(True, self.env._("keyword %s", text.strip()))
+        elif word in split_words(account.opt_in_keywords):
+            self._wac_set_opt_out(False, self.env._("keyword %s", text.strip()))
 
     # ------------------------------------------------------------
     # WEBHOOK HANDLERS

@@ -148,7 +148,7 @@ class WacReadiness(models.AbstractModel):
         """``(ok, hint)`` of the App Secret: set, and readable with the configured keys."""
         _ = self.env._
         try:
-            readable = bool(self.env["wac.account"]._wac_app_secret())
+            readable = bool(self.env["wac.vault"]._app_secret())
         except VaultError:
             return (False, _(
                 "The App Secret cannot be decrypted: the encryption keys changed since it was "

@@ -59,7 +59,7 @@ class TestOverview(ConsoleMixin, WacTransactionCase):
         self.account_a.activity_schedule("mail.mail_activity_data_todo",
                                          user_id=self.manager_a.id, summary="Paused")
         event = self.signed_webhook(self.account_a)
-        self.env["wac.account"].with_company(self.company_a).with_delay(
+        self.env["wac.template"].with_company(self.company_a).with_delay(
             channel="root.whatsapp")._wac_cron_sync_templates()
         card = self.card()
         self.assertEqual((card.ov_uncertain, card.ov_alerts, card.ov_jobs_waiting, card.ov_held),
