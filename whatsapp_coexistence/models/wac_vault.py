@@ -11,7 +11,8 @@ _logger = logging.getLogger(__name__)
 
 
 class WacVault(models.AbstractModel):
-    """Encryption of secrets at rest.
+    """Encryption of secrets at rest, and the home of this addon's secrets: the accounts' access
+    tokens and the installation's App Secret are stored, decrypted and rotated here only.
 
     The keys never live in the database: they come from the ``wa_coexistence_keys`` option of the
     Odoo config file or the ``WA_COEXISTENCE_KEYS`` environment variable (comma-separated Fernet
