@@ -123,6 +123,7 @@ ERROR_MESSAGES = {
     131050: "(#131050) Unable to deliver the message. This recipient has chosen to stop "
             "receiving marketing messages on WhatsApp from your business.",
     131051: "(#131051) Unsupported message type",
+    131053: "(#131053) Media upload error",
     131056: "(#131056) (Business Account, Consumer Account) pair rate limit hit",
     131057: "(#131057) Account in maintenance mode",
     131060: "(#131060) Unsupported message",
@@ -530,6 +531,7 @@ class FakeState:
             self.webhook_log = deque(maxlen=1000)
             self._rate = {}
             self._pair = {}
+            self.uploads = OrderedDict()
 
     def _new_template_record(self, waba_id, data):
         tpl = {
@@ -1164,6 +1166,7 @@ class FakeState:
         elif not isinstance(payload.get(msg_type), dict):
             raise invalid_param(f"{msg_type} object is required",
                                 f"(#100) The parameter {msg_type} is required.")
+        media_failure = self._check_media_object(phone, msg_type, payload.get(msg_type))
         now = time.time()
         with self.lock:
             limit = self.config["throughput_limit"]
@@ -1184,7 +1187,7 @@ class FakeState:
                                      "were too many messages sent from this phone number to the "
                                      "same phone number in a short period of time.")
                 self._pair[key] = now
-            failure = self.config["recipient_failures"].get(wa_id)
+            failure = self.config["recipient_failures"].get(wa_id) or media_failure
             if failure:
                 plan = [("failed", int(failure))]
             else:
@@ -1210,6 +1213,54 @@ class FakeState:
                     "contacts": [{"input": to, "wa_id": wa_id}],
                     "messages": [{"id": wamid, "message_status": "accepted"}]}
         return response, record
+
+    # -- media uploads (POST /{phone_number_id}/media) -----------------------------------
+
+    def store_upload(self, phone, kind, upload):
+        """Keep an uploaded file for ``phone`` and answer its new media id like Meta.
+
+        :param dict upload: the checked file part (``filename``, ``content_type``, ``content``)
+        :rtype: dict
+        """
+        with self.lock:
+            media_id = _new_numeric_id(self.uploads)
+            self.uploads[media_id] = dict(upload, id=media_id, kind=kind,
+                                          phone_number_id=phone["id"], time=time.time(),
+                                          sha256=hashlib.sha256(upload["content"]).hexdigest())
+            while len(self.uploads) > int(self.config["max_records"]):
+                self.uploads.popitem(last=False)
+        return {"id": media_id}
+
+    def upload(self, media_id):
+        """The uploaded file behind ``media_id`` (with its bytes), or ``None``.
+
+        :rtype: dict | None
+        """
+        with self.lock:
+            found = self.uploads.get(str(media_id))
+            return dict(found) if found else None
+
+    def _check_media_object(self, phone, msg_type, media):
+        """Check the media object of an image/audio/video/document/sticker send.
+
+        Meta accepts a send whose media id it cannot use and fails it afterwards with a
+        ``failed`` status (131053): the returned code plans that status.
+
+        :returns: an error code for the status plan, or ``None``
+        :raises GraphError: code 100 when the object has neither ``id`` nor ``link``
+        """
+        if msg_type not in ("audio", "document", "image", "sticker", "video"):
+            return None
+        if not media.get("id") and not media.get("link"):
+            raise invalid_param(f"{msg_type} needs an id or a link",
+                                f"(#100) Param {msg_type} must contain either id or link.")
+        if media.get("link"):
+            return None
+        with self.lock:
+            upload = self.uploads.get(str(media["id"]))
+        if upload is None or upload["phone_number_id"] != phone["id"]:
+            return 131053
+        return None
 
     def status_webhook(self, wamid, status, code=None):
         """Build a §2.2 status webhook for a sent message and remember the status.
