@@ -102,3 +102,63 @@ def test_unknown_or_foreign_media_id_is_accepted_then_fails_131053(srv):
 def test_media_object_without_id_or_link_is_code_100(srv):
     resp = send(srv, media_message("video", {"caption": "no file"}))
     assert resp.status_code == 400 and resp.json()["error"]["code"] == 100
+
+
+# --------------------------------------------------------------------------- templates
+
+IMAGE_TEMPLATE = {"name": "consulta_imagem", "language": "pt_BR", "category": "UTILITY",
+                  "components": [
+                      {"type": "HEADER", "format": "IMAGE"},
+                      {"type": "BODY", "text": "Olá {{1}}"},
+                      {"type": "BUTTONS", "buttons": [
+                          {"type": "URL", "text": "Ver", "url": "https://c.example/{{1}}"}]}]}
+
+
+def template_send(header=None, button=None):
+    components = [{"type": "body", "parameters": [{"type": "text", "text": "Maria"}]}]
+    if header is not None:
+        components.insert(0, {"type": "header", "parameters": header})
+    if button is not None:
+        components.append({"type": "button", "sub_type": "url", "index": "0",
+                           "parameters": button})
+    return {"messaging_product": "whatsapp", "to": "5511987651234", "type": "template",
+            "template": {"name": "consulta_imagem", "language": {"code": "pt_BR"},
+                         "components": components}}
+
+
+@pytest.fixture
+def image_template(srv):
+    with srv.state.lock:
+        tpl = srv.state._new_template_record(
+            next(iter(srv.state.wabas)), dict(IMAGE_TEMPLATE, status="APPROVED"))
+        srv.state.wabas[tpl["waba_id"]]["template_ids"].append(tpl["id"])
+    assert srv.state.phones[CLINIC_PHONE]["waba_id"] == tpl["waba_id"]
+    return tpl
+
+
+@pytest.mark.parametrize("header, button, code", [
+    (None, [{"type": "text", "text": "42"}], 132000),
+    ([{"type": "document", "document": {"id": "1"}}], [{"type": "text", "text": "42"}], 132012),
+    ([{"type": "image", "image": {}}], [{"type": "text", "text": "42"}], 132012),
+    ([{"type": "image", "image": {"link": "https://x.example/a.png"}}], None, 132000),
+    ([{"type": "image", "image": {"link": "https://x.example/a.png"}}],
+     [{"type": "text", "text": " "}], 131008),
+])
+def test_media_header_and_url_button_are_checked_like_meta(srv, image_template, header,
+                                                            button, code):
+    resp = send(srv, template_send(header, button))
+    assert resp.json()["error"]["code"] == code, resp.json()
+
+
+def test_template_with_uploaded_header_is_accepted_and_unknown_id_fails_later(
+        srv, image_template):
+    media_id = upload(srv, b"\x89PNG....", "image/png").json()["id"]
+    ok = send(srv, template_send([{"type": "image", "image": {"id": media_id}}],
+                                 [{"type": "text", "text": "42"}]))
+    assert ok.status_code == 200, ok.json()
+    unknown = send(srv, template_send([{"type": "image", "image": {"id": "404"}}],
+                                      [{"type": "text", "text": "42"}]))
+    assert unknown.status_code == 200
+    with srv.state.lock:
+        plans = [m["plan"] for m in list(srv.state.messages.values())[-2:]]
+    assert plans[0] != [("failed", 131053)] and plans[1] == [("failed", 131053)]

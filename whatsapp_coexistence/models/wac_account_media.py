@@ -26,7 +26,7 @@ class MediaMessage:
 class WacAccount(models.Model):
     _inherit = "wac.account"
 
-    def _wac_upload_media(self, attachment, kind=None):
+    def _wac_upload_media(self, attachment, kind=None, filename=None):
         """Upload ``attachment`` to Meta for this account's number; return its media id.
 
         The file is checked against Meta's types and size limits first: a file Meta would
@@ -38,6 +38,7 @@ class WacAccount(models.Model):
         :param attachment: one ``ir.attachment`` (read with the caller's rights)
         :param str kind: the kind the file must be (``"image"`` for an image header); by
             default the kind follows from its MIME type
+        :param str filename: the name to upload it under (default: the attachment's)
         :raises UserError: the file is of a type or size Meta refuses
         :raises WaCloudError: Meta's answer to the upload, untouched: a job retries a
             retryable one, a user action shows :meth:`_wac_error_advice`
@@ -46,7 +47,7 @@ class WacAccount(models.Model):
         """
         self.ensure_one()
         attachment.ensure_one()
-        found = self._wac_check_media(attachment, kind)
+        found = self._wac_check_media(attachment, kind, filename)
         Upload = self.env["wac.media.upload"].sudo()
         reusable = Upload._wac_reusable(self, attachment)
         if reusable:
@@ -54,12 +55,12 @@ class WacAccount(models.Model):
         client = self._wac_client()
         with self._wac_open_attachment(attachment) as stream:
             media_id = client.upload_media(self.phone_number_id, stream, attachment.mimetype,
-                                           attachment.name)
+                                           filename or attachment.name)
         Upload.create({
             "company_id": self.company_id.id, "account_id": self.id,
             "phone_number_id": self.phone_number_id, "checksum": attachment.checksum,
             "mime_type": attachment.mimetype, "kind": found.name,
-            "file_name": attachment.name, "file_size": attachment.file_size,
+            "file_name": filename or attachment.name, "file_size": attachment.file_size,
             "media_id": media_id,
         })
         return media_id
@@ -95,17 +96,19 @@ class WacAccount(models.Model):
                 "body": caption if kind.caption else False}
         return MediaMessage(payload, vals)
 
-    def _wac_check_media(self, attachment, kind=None):
+    def _wac_check_media(self, attachment, kind=None, filename=None):
         """The media kind ``attachment`` is sent as, or a :class:`UserError` saying why Meta
-        would refuse it and what to send instead."""
+        would refuse it and what to send instead (naming the file ``filename``, by default
+        the attachment's name)."""
         try:
             return check_media(attachment.mimetype, attachment.file_size, kind=kind)
         except MediaRejected as refusal:
-            raise UserError(self._wac_media_refusal(attachment, refusal)) from None
+            raise UserError(self._wac_media_refusal(filename or attachment.name, refusal)
+                            ) from None
 
-    def _wac_media_refusal(self, attachment, refusal):
+    def _wac_media_refusal(self, name, refusal):
         _ = self.env._
-        name, kind = attachment.name, refusal.kind
+        kind = refusal.kind
         if refusal.reason == "size":
             return _("%(file)s is %(size)s MB, over WhatsApp's limit of %(limit)s MB for "
                      "%(kind)s files. Compress it or send a smaller file.",
