@@ -24,7 +24,7 @@ class MediaMessage:
 
 
 class WacAccount(models.Model):
-    _inherit = "wac.account"
+    _inherit = "wac.account"  # pylint: disable=consider-merging-classes-inherited
 
     def _wac_upload_media(self, attachment, kind=None, filename=None):
         """Upload ``attachment`` to Meta for this account's number; return its media id.
