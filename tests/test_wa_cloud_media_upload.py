@@ -98,7 +98,14 @@ def test_check_media_accepts_exactly_what_fits(mime, size):
 
 def test_normalize_mime():
     assert normalize_mime(" Audio/OGG ; codecs=opus") == "audio/ogg"
+    assert normalize_mime("video/3gp") == "video/3gpp"
     assert normalize_mime(None) == ""
+
+
+def test_3gp_video_is_uploaded_as_the_type_meta_accepts(srv, client):
+    media_id = client.upload_media(CLINIC_PHONE, b"\x00\x00\x00\x14ftyp3gp4", "video/3gp",
+                                   "clip.3gp")
+    assert srv.upload(media_id)["content_type"] == "video/3gpp"
 
 
 # --------------------------------------------------------------------------- builders
