@@ -148,8 +148,10 @@ class WacAccount(models.Model):
         self.write({"automation_paused": False, "automation_pause_reason": False})
         self.env["wac.audit.log"]._wac_log(self, "resume", self.env._("Automation"),
                                            old=paused_for, new=reason)
-        self.activity_ids.filtered(
-            lambda a: a.summary == self.env._("WhatsApp automation paused")).action_feedback(
+        # The to-do was written in the language of whoever paused (often a job): match any.
+        summaries = {self.with_context(lang=code).env._("WhatsApp automation paused")
+                     for code, _name in self.env["res.lang"].get_installed()}
+        self.activity_ids.filtered(lambda a: a.summary in summaries).action_feedback(
             self.env._("Resumed by %s", self.env.user.name))
         released = self.env["wac.message"]._wac_release_held(self.company_id)
         self.message_post(body=self.env._(

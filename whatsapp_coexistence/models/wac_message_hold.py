@@ -57,8 +57,10 @@ class WacMessage(models.Model):
 
     @api.model
     def _wac_release_held(self, companies=None):
-        """Send again the held messages of the companies that can send now (all companies
-        when ``companies`` is ``None``); each job re-checks its message first.
+        """Send again the held messages of the companies whose stop has ended (all companies
+        when ``companies`` is ``None``); each job re-checks its message first. A company
+        stopped for good meanwhile (automation disabled) gets its held messages dropped by
+        their jobs, with the reason, rather than held forever.
 
         :returns: the number of messages released
         """
@@ -67,11 +69,17 @@ class WacMessage(models.Model):
             domain.append(("company_id", "in", companies.ids))
         held = self.sudo().search(domain)
         Send = self.env["wac.send"]
-        free = held.company_id.filtered(lambda c: not Send._wac_company_blocker(c))
+        free = held.company_id.filtered(lambda c: not self._wac_holding(c))
         jobs = [self._wac_release_job(message) for message in held
                 if message.company_id in free]
         Send._wac_enqueue_many([job for job in jobs if job])
         return len(jobs)
+
+    @api.model
+    def _wac_holding(self, company):
+        """Whether ``company`` still holds its messages (paused, or the kill switch)."""
+        blocker = self.env["wac.send"]._wac_company_blocker(company)
+        return bool(blocker and blocker.holds)
 
     def _wac_release_job(self, message):
         """The send job of a held message (the one its send key names), or ``None``."""

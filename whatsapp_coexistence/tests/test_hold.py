@@ -278,6 +278,19 @@ class TestHold(WacAutomationCase):
         wizard.action_confirm()
         self.assertFalse(self.account_a.automation_paused)
 
+    def test_automation_disabled_meanwhile_drops_held_on_release(self):
+        self.account_a._wac_pause("test pause")
+        event, trap = self.plan(self.maria, self.t0 + timedelta(hours=5))
+        self.run_trapped(trap, self.t0)
+        self.account_a.write({"automation_paused": False, "automation_mode": "disabled"})
+        with trap_jobs() as trap:
+            self.env["wac.message"]._wac_cron_release_held()
+        self.run_trapped(trap, self.t0)
+        message = self.message_of(event, "confirmation", self.maria)
+        self.assertEqual(message.status, "dropped")
+        self.assertIn("disabled", message.error_details)
+        self.assertEqual(self.sent_messages(), [])
+
     def test_held_longer_than_threshold_raises_the_alert(self):
         self.account_a._wac_pause("test pause")
         event, trap = self.plan(self.maria, self.t0 + timedelta(hours=5))

@@ -49,8 +49,8 @@ registry.category("web_tour.tours").add("whatsapp_coexistence_resume", {
             run: "click",
         },
         {
-            content: "The banner is gone",
-            trigger: ".o_form_view:not(:has(.modal)):not(:has(.o_wac_paused_banner))",
+            content: "The wizard closed and the account's banner is gone",
+            trigger: "body:not(:has(.modal)) .o_action_manager .o_form_view:not(:has(.o_wac_paused_banner)) .o_form_renderer:not(.o_form_dirty) button[name=action_test_connection]",
         },
     ],
 });
