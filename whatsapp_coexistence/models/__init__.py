@@ -30,6 +30,8 @@ from . import wac_attestation
 from . import wac_readiness
 from . import wac_overview
 from . import wac_account_console
+from . import wac_account_automation
+from . import wac_account_history
 from . import wac_message_hold
 from . import wac_account_resume
 from . import res_config_settings_hold
