@@ -28,7 +28,7 @@ class ResumeCheck(NamedTuple):
 class WacAccount(models.Model):
     """Resume, the offer of it, and the held messages of the account."""
 
-    _inherit = "wac.account"
+    _inherit = "wac.account"  # pylint: disable=consider-merging-classes-inherited
 
     wac_held_count = fields.Integer("Held messages", compute="_compute_wac_held_count")
     wac_resume_offered = fields.Boolean(

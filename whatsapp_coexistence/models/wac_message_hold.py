@@ -20,7 +20,7 @@ from ..tools.wa_cloud.send_key import parse_send_key
 class WacMessage(models.Model):
     """The *held* and *dropped* states of appointment messages, and their release."""
 
-    _inherit = "wac.message"
+    _inherit = "wac.message"  # pylint: disable=consider-merging-classes-inherited
 
     status = fields.Selection(selection_add=[
         ("held", "Held (company paused)"), ("dropped", "Dropped (not sent)")],
