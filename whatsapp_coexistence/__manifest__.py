@@ -36,6 +36,10 @@
         "views/wac_webhook_analysis_views.xml",
         "wizards/wac_golive_override_views.xml",
         "views/whatsapp_coexistence_menus.xml",
+        "data/ir_cron_hold_data.xml",
+        "views/wac_message_hold_views.xml",
+        "views/wac_account_resume_views.xml",
+        "wizards/wac_resume_views.xml",
     ],
     "demo": ["demo/wac_account_demo.xml"],
     "assets": {

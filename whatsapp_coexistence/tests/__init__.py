@@ -25,3 +25,5 @@ from . import test_overview
 from . import test_demo
 from . import test_media_upload
 from . import test_template_media
+from . import test_hold
+from . import test_resume_ui
