@@ -30,3 +30,4 @@ from . import wac_attestation
 from . import wac_readiness
 from . import wac_overview
 from . import wac_account_console
+from . import wac_contact_number

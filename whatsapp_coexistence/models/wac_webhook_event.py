@@ -309,6 +309,14 @@ class WacWebhookEvent(models.Model):
             units.run("message", inbound,
                       lambda batch: Message._wac_ingest_inbound(account, batch))
             parts.append("%d inbound message(s)" % len(inbound))
+        # After the messages: the system message is stored on the old number's contact,
+        # which then moves to the new number with it.
+        changes = webhook.number_changes(value)
+        if changes:
+            Contact = self.env["wac.contact"].sudo()
+            units.run("number change", changes,
+                      lambda batch: Contact._wac_apply_number_changes(account, batch))
+            parts.append("%d number change(s)" % len(changes))
         errors = webhook.change_errors(value)
         units.run("error", errors,
                   lambda batch: [account._wac_log_meta_error(error) for error in batch])
