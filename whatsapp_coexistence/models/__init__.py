@@ -31,3 +31,6 @@ from . import wac_readiness
 from . import wac_overview
 from . import wac_account_console
 from . import wac_contact_number
+from . import wac_message_number
+from . import wac_number_change
+from . import wac_account_number

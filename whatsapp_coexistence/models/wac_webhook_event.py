@@ -108,6 +108,9 @@ class WacWebhookEvent(models.Model):
         ])
         by_phone = {a.phone_number_id: a for a in accounts if a.phone_number_id}
         by_waba = {a.waba_id: a for a in accounts if a.waba_id}
+        # A number a company left: say so, rather than "nobody owns it".
+        retired = self.env["wac.number.change"]._wac_retired(
+            [p for p in self.mapped("phone_number_id") if p not in by_phone])
         for event in self:
             if event.field not in webhook.HANDLED_FIELDS:
                 event.write({"state": "ignored", "summary": "Field not handled"})
@@ -120,8 +123,10 @@ class WacWebhookEvent(models.Model):
                 event.write({"account_id": account.id, "company_id": account.company_id.id,
                              "state": "pending"})
             else:
+                change = retired.get(event.phone_number_id)
                 event.write({"account_id": False, "company_id": False, "state": "unroutable",
-                             "summary": "No company owns this number or WABA"})
+                             "summary": change._wac_unroutable_summary() if change
+                             else "No company owns this number or WABA"})
 
     # ------------------------------------------------------------
     # PROCESSING
