@@ -20,7 +20,8 @@ SYNC_TYPES = (("contacts_request_id", "smb_app_state_sync"), ("history_request_i
 class WacAccount(models.Model):
     _inherit = "wac.account"
 
-    number_change_ids = fields.One2many("wac.number.change", "account_id", readonly=True)
+    number_change_ids = fields.One2many("wac.number.change", "account_id", "Number changes",
+                                        readonly=True)
 
     def write(self, vals):
         if "phone_number_id" not in vals:

@@ -11,7 +11,8 @@ class WacChangeNumber(models.TransientModel):
 
     account_id = fields.Many2one("wac.account", required=True, readonly=True)
     current_number = fields.Char(related="account_id.display_phone_number")
-    option_ids = fields.One2many("wac.change.number.option", "wizard_id", readonly=True)
+    option_ids = fields.One2many("wac.change.number.option", "wizard_id", "Numbers of the WABA",
+                                 readonly=True)
     option_id = fields.Many2one("wac.change.number.option", "New number",
                                 domain="[('wizard_id', '=', id), ('current', '=', False)]")
     phone_number_id = fields.Char(
@@ -42,7 +43,8 @@ class WacChangeNumberOption(models.TransientModel):
     _description = "A number to change to"
     _rec_name = "display_phone_number"
 
-    wizard_id = fields.Many2one("wac.change.number", required=True, ondelete="cascade")
+    wizard_id = fields.Many2one("wac.change.number", "Change number", required=True,
+                                ondelete="cascade")
     phone_number_id = fields.Char(required=True)
     display_phone_number = fields.Char("Number")
     verified_name = fields.Char("Name")
