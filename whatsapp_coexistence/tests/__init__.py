@@ -25,3 +25,4 @@ from . import test_overview
 from . import test_demo
 from . import test_customer_number_change
 from . import test_business_number_change
+from . import test_number_change_ui

@@ -10,7 +10,7 @@ class WacChangeNumber(models.TransientModel):
     _description = "Change a company's WhatsApp number"
 
     account_id = fields.Many2one("wac.account", required=True, readonly=True)
-    current_number = fields.Char(related="account_id.display_phone_number")
+    current_number = fields.Char("Current number", related="account_id.display_phone_number")
     option_ids = fields.One2many("wac.change.number.option", "wizard_id", "Numbers of the WABA",
                                  readonly=True)
     option_id = fields.Many2one("wac.change.number.option", "New number",
