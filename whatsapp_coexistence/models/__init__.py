@@ -30,6 +30,8 @@ from . import wac_attestation
 from . import wac_readiness
 from . import wac_overview
 from . import wac_account_console
+from . import wac_account_automation
+from . import wac_account_history
 from . import wac_contact_number
 from . import wac_message_number
 from . import wac_number_change
