@@ -18,7 +18,7 @@ SYNC_TYPES = (("contacts_request_id", "smb_app_state_sync"), ("history_request_i
 
 
 class WacAccount(models.Model):
-    _inherit = "wac.account"
+    _inherit = "wac.account"  # pylint: disable=consider-merging-classes-inherited
 
     number_change_ids = fields.One2many("wac.number.change", "account_id", "Number changes",
                                         readonly=True)

@@ -9,7 +9,7 @@ from odoo import api, fields, models
 
 
 class WacMessage(models.Model):
-    _inherit = "wac.message"
+    _inherit = "wac.message"  # pylint: disable=consider-merging-classes-inherited
 
     phone_number_id = fields.Char(
         "Business number ID", readonly=True, index=True,

@@ -23,7 +23,7 @@ class TestBusinessNumberChange(WacHttpCase):
         self.fake.add_phone(CLINIC["waba_id"], NEW_ID, NEW_DISPLAY, is_on_biz_app=True,
                             verified_name="Clínica Sorriso")
 
-    def write(self, phone_number_id, text):
+    def customer_writes(self, phone_number_id, text):
         with self.processing():
             answer = self.fake.send_inbound(phone_number_id, MARIA, text, name="Maria",
                                             url=self.url)
@@ -32,7 +32,7 @@ class TestBusinessNumberChange(WacHttpCase):
 
     def old_number_life(self):
         """A message and a history chunk on the old number, a contact in the app's book."""
-        self.write(CLINIC["phone_number_id"], "Oi, número antigo")
+        self.customer_writes(CLINIC["phone_number_id"], "Oi, número antigo")
         self.deliver_signed(P.history_chunk())
         contact = self.env["wac.contact"].search([("company_id", "=", self.company_a.id),
                                                   ("wa_id", "=", MARIA)])
@@ -82,14 +82,14 @@ class TestBusinessNumberChange(WacHttpCase):
 
     def assert_webhooks_routed(self, old_messages):
         # A webhook still addressed to the old number: kept, unroutable, and says why.
-        event = self.write(CLINIC["phone_number_id"], "Ainda no antigo")
+        event = self.customer_writes(CLINIC["phone_number_id"], "Ainda no antigo")
         self.assertEqual((event.state, event.company_id.id), ("unroutable", False))
         self.assertIn("previous number %s" % CLINIC["display_phone_number"], event.summary)
         self.assertIn(self.company_a.name, event.summary)
         self.assertEqual(self.env["wac.message"].search_count(
             [("company_id", "=", self.company_a.id)]), len(old_messages))
         # The new number's webhooks reach the company, on the same contact.
-        event = self.write(NEW_ID, "Oi, número novo")
+        event = self.customer_writes(NEW_ID, "Oi, número novo")
         self.assertEqual((event.state, event.company_id), ("done", self.company_a))
         new = self.env["wac.message"].search([("company_id", "=", self.company_a.id)], limit=1)
         self.assertEqual((new.body, new.phone_number_id), ("Oi, número novo", NEW_ID))

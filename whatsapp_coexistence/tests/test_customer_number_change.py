@@ -16,15 +16,15 @@ class TestCustomerNumberChange(WacHttpCase):
         super().setUp()
         self.url = self.base_url() + WEBHOOK_ROUTE
 
-    def write(self, phone, sender, text):
+    def customer_writes(self, phone, sender, text):
         with self.processing():
             answer = self.fake.send_inbound(phone["phone_number_id"], sender, text,
                                             name="Maria", url=self.url)
         self.assertEqual(answer["status"], 200)
 
-    def change_number(self, phone=CLINIC, old=OLD, new=NEW):
+    def change_number(self, old=OLD, new=NEW):
         with self.processing():
-            answer = self.fake.send_number_change(phone["phone_number_id"], old, new,
+            answer = self.fake.send_number_change(CLINIC["phone_number_id"], old, new,
                                                   name="Maria", url=self.url)
         self.assertEqual(answer["status"], 200)
         return answer
@@ -38,9 +38,9 @@ class TestCustomerNumberChange(WacHttpCase):
                 if "changed their number" in (body or "")]
 
     def test_opt_out_and_history_follow_the_person(self):
-        self.write(CLINIC, OLD, "Oi, quero marcar")
-        self.write(CLINIC, OLD, "PARAR")
-        self.write(SALON, OLD, "Oi salão")  # the same person, known to the other company
+        self.customer_writes(CLINIC, OLD, "Oi, quero marcar")
+        self.customer_writes(CLINIC, OLD, "PARAR")
+        self.customer_writes(SALON, OLD, "Oi salão")  # the same person, known to the other company
         contact = self.contacts(self.company_a, OLD)
         partner = contact.partner_id
         self.assertTrue(contact.opted_out)
@@ -67,7 +67,7 @@ class TestCustomerNumberChange(WacHttpCase):
         self.assertEqual(self.contacts(self.company_b, OLD).wa_id, OLD)
 
         # The next message from the new number lands on the same contact and partner.
-        self.write(CLINIC, NEW, "Voltei")
+        self.customer_writes(CLINIC, NEW, "Voltei")
         self.assertEqual(self.contacts(self.company_a, NEW), contact)
         self.assertEqual(len(contact.message_ids), 4)
         self.assertEqual(contact.message_ids[0].partner_id, partner)
@@ -78,7 +78,7 @@ class TestCustomerNumberChange(WacHttpCase):
             number, self.company_a, set(), opted_out=self.contacts(self.company_a, NEW).opted_out))
 
     def test_redelivery_changes_nothing(self):
-        self.write(CLINIC, OLD, "Oi")
+        self.customer_writes(CLINIC, OLD, "Oi")
         contact = self.contacts(self.company_a, OLD)
         answer = self.change_number()
         self.deliver_signed(answer["payload"])
@@ -89,8 +89,8 @@ class TestCustomerNumberChange(WacHttpCase):
             [("company_id", "=", self.company_a.id)]), 1)
 
     def test_new_number_seen_before_the_notice_is_folded_in(self):
-        self.write(CLINIC, OLD, "PARAR")
-        self.write(CLINIC, NEW, "Oi do número novo")
+        self.customer_writes(CLINIC, OLD, "PARAR")
+        self.customer_writes(CLINIC, NEW, "Oi do número novo")
         contact, early = self.contacts(self.company_a, OLD), self.contacts(self.company_a, NEW)
         self.assertNotEqual(contact, early)
 
@@ -104,7 +104,7 @@ class TestCustomerNumberChange(WacHttpCase):
         self.assertTrue(contact.last_inbound_at)
 
     def test_notice_without_a_new_number_is_kept_as_text(self):
-        self.write(CLINIC, OLD, "Oi")
+        self.customer_writes(CLINIC, OLD, "Oi")
         with self.processing():
             self.fake.send_number_change(CLINIC["phone_number_id"], OLD, "not-a-number",
                                          url=self.url)
