@@ -39,3 +39,7 @@ from . import wac_send_sender_media
 from . import wac_message_hold
 from . import wac_account_resume
 from . import res_config_settings_hold
+from . import wac_contact_number
+from . import wac_message_number
+from . import wac_number_change
+from . import wac_account_number

@@ -601,6 +601,23 @@ class FakeGraphServer:
         """
         return self.state.set_phone(phone_number_id, **values)
 
+    def add_phone(self, waba_id, phone_number_id, display_phone_number, **values):
+        """Add a second number to a WABA (the business is changing its number); see
+        :meth:`FakeState.add_phone`.
+
+        :rtype: dict
+        """
+        return self.state.add_phone(waba_id, phone_number_id, display_phone_number, **values)
+
+    def send_number_change(self, phone_number_id, old_wa_id, new_wa_id, name=None, url=None):
+        """Deliver a customer's ``user_changed_number`` system message to a business number.
+
+        :rtype: dict
+        """
+        waba_id, wamid, payload = self.state.number_change_webhook(
+            phone_number_id, old_wa_id, new_wa_id, name)
+        return self._deliver_now(waba_id, wamid, payload, url)
+
     def send_phone_event(self, phone_number_id, field, url=None, **value):
         """Deliver ``phone_number_quality_update`` (``event``, ``current_limit``) or
         ``phone_number_name_update`` (``decision``, ``requested_verified_name``) for a number.
