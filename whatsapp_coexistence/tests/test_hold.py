@@ -217,6 +217,8 @@ class TestHold(WacAutomationCase):
         event, trap = self.plan(self.maria, self.t0 + timedelta(hours=5))
         self.run_trapped(trap, self.t0)
         self.assertEqual(self.message_of(event, "confirmation", self.maria).status, "held")
+        self.assertTrue(any("reconnects it by itself" in b
+                            for b in self.account_a._wac_resume_check().blockers))
         with trap_jobs() as trap:
             self.account_update(payloads.reconnected(waba_id=CLINIC["waba_id"]))
         self.run_trapped(trap, self.t0)
