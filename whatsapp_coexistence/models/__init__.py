@@ -30,3 +30,5 @@ from . import wac_attestation
 from . import wac_readiness
 from . import wac_overview
 from . import wac_account_console
+from . import ir_attachment
+from . import wac_message_media
