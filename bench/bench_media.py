@@ -116,14 +116,14 @@ def ingest_round(db, url, batch, timeout):
 
 
 def run_ingest(profile, port, fake):
-    db = harness.clone_db("bench_m_media_ingest")
+    db = harness.clone_db("wac_bench_m_media_ingest")
     harness.odoo_shell(db, SETUP_SCRIPT, "media_setup", env={
         "WAC_BENCH_FAKE_URL": fake.url, "WAC_BENCH_TOKEN": TOKEN})
     texts = profile["texts"]
     rounds = [text_webhooks(fake, tag, texts) for tag in ("before", "media", "after")]
     images = image_webhooks(fake, profile["images"])
     result = {"texts": texts, "images": len(images), "channels": harness.config_channels()}
-    with harness.OdooServer(db, port, "media_ingest", jobrunner=True,
+    with harness.OdooServer(db, port, "media_ingest", jobrunner=True, gevent_port=port + 1,
                             channels=result["channels"]) as server:
         # Warm-up: the workers load the registry and the first contact is created.
         ingest_round(db, server.url, text_webhooks(fake, "warm", 20), profile["timeout"])
@@ -154,7 +154,7 @@ def run_ingest(profile, port, fake):
 
 
 def run_memory(fake):
-    db = harness.clone_db("bench_m_media_memory")
+    db = harness.clone_db("wac_bench_m_media_memory")
     with open(os.path.join(HERE, "media_memory_job.py")) as handle:
         script = handle.read()
     result = {}

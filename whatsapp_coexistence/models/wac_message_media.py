@@ -8,6 +8,7 @@ after the message is stored, so that downloads never hold a webhook nor the send
 import logging
 
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
@@ -34,10 +35,15 @@ RETRY_DELAYS = (10, 60, 300, 900)
 #: Tries of a download job: with RETRY_DELAYS, about an hour and a half of Meta or network
 #: trouble before the media is marked failed (Meta keeps inbound media for 30 days).
 MAX_TRIES = 8
+#: queue_job runs the lowest number first (default 10). The media channel shares
+#: ``root.whatsapp``'s slots with webhook ingest and sends: when a slot frees, any of those
+#: waiting goes before a download, so a burst of media never delays a webhook by more than
+#: the download that holds the slot.
+MEDIA_PRIORITY = 20
 
 
 class WacMessage(models.Model):
-    _inherit = "wac.message"
+    _inherit = "wac.message"  # pylint: disable=consider-merging-classes-inherited
 
     media_state = fields.Selection(MEDIA_STATES, readonly=True, index=True, copy=False,
                                    help="Whether the file of a media message is kept in Odoo.")
@@ -95,13 +101,16 @@ class WacMessage(models.Model):
     def _wac_media_enqueue(self):
         self.ensure_one()
         self.with_delay(
-            channel=CHANNEL_MEDIA, max_retries=MAX_TRIES,
+            channel=CHANNEL_MEDIA, max_retries=MAX_TRIES, priority=MEDIA_PRIORITY,
             identity_key="wac-media-%d-%s" % (self.id, self.media_id),
             description="WhatsApp media %s of message %d" % (self.media_id, self.id),
         )._wac_job_download_media(self.media_id)
 
     def action_wac_media_retry(self):
         """Download again (a person fixed the token, or Meta was down for too long)."""
+        if not self.env.user.has_group("whatsapp_coexistence.whatsapp_coexistence_group_manager"):
+            raise UserError(self.env._("Only WhatsApp managers can download a media again."))
+        self.check_access("read")
         for message in self.filtered(lambda m: m.media_id and m.media_state == "failed"):
             message.sudo().write({"media_state": "pending", "media_reason": False})
             message.sudo()._wac_media_enqueue()
@@ -135,10 +144,10 @@ class WacMessage(models.Model):
                     error=error.message))
             return message._wac_media_settle("failed", self.env._(
                 "Download refused by Meta: %(error)s", error=error.message))
-        except WaCloudError as error:  # the token: a person must act, then retry
+        except (WaCloudError, UserError) as error:  # the token: a person must act, then retry
             return message._wac_media_settle("failed", self.env._(
                 "Download impossible until the account's access token is fixed: %(error)s",
-                error=error.message))
+                error=getattr(error, "message", None) or str(error)))
         message.write({"media_state": "downloaded", "media_reason": False,
                        "media_attachment_id": attachment.id})
         return "Kept %s (%d bytes)" % (attachment.name, attachment.file_size)

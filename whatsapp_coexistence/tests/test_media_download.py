@@ -3,7 +3,7 @@ server, then the download job on its channel; the file ends in an ``ir.attachmen
 
 import base64
 
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
 from odoo.addons.queue_job.exception import RetryableJobError
@@ -172,6 +172,8 @@ class TestMediaDownload(WacHttpCase):
         self.assertFalse(message.media_attachment_id)
         # A manager asks again once Meta is fine.
         self.fake.clear_faults()
+        with self.assertRaises(UserError):
+            message.with_user(self.user_a).action_wac_media_retry()
         with trap_jobs() as trap:
             message.with_user(self.manager_a).action_wac_media_retry()
             trap.assert_jobs_count(1, only=message._wac_job_download_media)
@@ -205,3 +207,16 @@ class TestMediaDownload(WacHttpCase):
             attachment.with_user(user_b).read(["datas"])
         response = self.url_open("/web/content/%d" % attachment.id)
         self.assertNotEqual(response.content, b"%PDF laudo", "no access without a session")
+
+    def test_without_a_token_the_failure_says_what_to_fix(self):
+        item = self.fake.add_media(CLINIC["waba_id"], "image/jpeg", data=JPEG)
+        self.account_a.sudo().access_token_enc = False
+        message = self.env["wac.message"].sudo().create({
+            "company_id": self.company_a.id, "account_id": self.account_a.id,
+            "wamid": "wamid.media.no.token", "direction": "in", "source": "customer",
+            "message_type": "image", "media_id": item["id"], "media_mime_type": "image/jpeg",
+            "media_state": "pending", "status": "received"})
+        message._wac_job_download_media(item["id"])
+        self.assertEqual(message.media_state, "failed")
+        self.assertIn("access token", message.media_reason)
+        self.assertFalse(self.graph_requests(path_contains=item["id"]))
