@@ -1,7 +1,6 @@
-"""What inbound media may be kept: Meta's per-type size limits and MIME types, file names.
+"""Inbound media retrieval: what is kept (Meta's limits of :mod:`.media_limits`), what the
+download answers, and the name of the file kept.
 
-Meta's table of supported media (the same for sending and receiving):
-https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#supported-media-types
 Pure Python: the Odoo job and the pytest suite both use it.
 """
 
@@ -10,43 +9,17 @@ import re
 from dataclasses import dataclass
 
 from .errors import PermanentError
+from .media_limits import KINDS, MB, normalize_mime  # noqa: F401  (MB: re-exported)
 
-KB = 1024
-MB = 1024 * KB
-
-#: Largest file Meta carries per message type. A sticker is 100 KB static, 500 KB animated; the
-#: webhook does not say which reliably, so the animated ceiling applies.
-SIZE_LIMITS = {
-    "image": 5 * MB,
-    "audio": 16 * MB,
-    "video": 16 * MB,
-    "document": 100 * MB,
-    "sticker": 500 * KB,
-}
-
-#: MIME types Meta supports, per message type (parameters such as ``; codecs=opus`` are
-#: ignored). Anything else is refused and never written to the filestore.
-MIME_ALLOWLIST = {
-    "image": ("image/jpeg", "image/png"),
-    "sticker": ("image/webp",),
-    "audio": ("audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"),
-    "video": ("video/3gp", "video/3gpp", "video/mp4"),
-    "document": (
-        "text/plain",
-        "application/pdf",
-        "application/vnd.ms-excel",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "application/msword",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "application/vnd.ms-powerpoint",
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    ),
-}
-MEDIA_TYPES = tuple(SIZE_LIMITS)
+#: Largest file kept per message type, and the MIME types kept: Meta's own rules, the same
+#: for sending and receiving (one home: ``media_limits.KINDS``).
+SIZE_LIMITS = {name: kind.max_bytes for name, kind in KINDS.items()}
+MIME_ALLOWLIST = {name: kind.mime_types for name, kind in KINDS.items()}
+MEDIA_TYPES = tuple(KINDS)
 
 # Extensions mimetypes does not know or guesses oddly.
 _EXTENSIONS = {"audio/ogg": ".ogg", "audio/amr": ".amr", "audio/aac": ".aac", "audio/mp4": ".m4a",
-               "video/3gp": ".3gp", "image/jpeg": ".jpg", "text/plain": ".txt"}
+               "video/3gpp": ".3gp", "image/jpeg": ".jpg", "text/plain": ".txt"}
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f/\\:*?\"<>|]+")
 
 
@@ -94,10 +67,9 @@ class MediaDownload:
 
 
 def base_mime(mime_type):
-    """``"audio/ogg; codecs=opus"`` -> ``"audio/ogg"`` (lower case), ``None`` stays ``None``."""
-    if not mime_type:
-        return None
-    return mime_type.split(";", 1)[0].strip().lower() or None
+    """``"audio/ogg; codecs=opus"`` -> ``"audio/ogg"`` (``normalize_mime``); ``None`` when
+    there is no type."""
+    return normalize_mime(mime_type) or None
 
 
 def size_limit(media_type):
