@@ -6,12 +6,13 @@ job's memory for a small and a large document, each against a baseline in the sa
 
 1. **Ingest.** One Odoo with two workers and queue_job's runner, the generated channels
    (``root.whatsapp.media`` at 1), against the fake Graph server (``tools/fake_graph``, a
-   thread of this process, 127.0.0.1). N signed inbound text webhooks (400; 100 with
-   ``--quick``) are POSTed 4 at a time and timed until every message is stored. Baseline:
-   the same ingest with no media (the mean of a round before and a round after). Measured
-   round: 200 inbound images of 1 MB each are POSTed first, so that their downloads run
-   while the N text webhooks are ingested. Reported: the ratio measured / baseline (target
-   <= 1.10) and when the 200 images were all kept.
+   thread of this process, 127.0.0.1). A round POSTs 200 + N signed inbound webhooks (N =
+   400; 100 with ``--quick``), 4 at a time, and is timed until every message is stored.
+   Measured round: the first 200 are images of 1 MB each, whose downloads are enqueued as
+   they are stored and run meanwhile. Baseline: the same round with 200 texts instead of the
+   images (no media), the mean of a round before and a round after. Reported: the ratio
+   measured / baseline (target <= 1.10), how many images were kept when the ingest ended,
+   and when all were.
 2. **Memory.** ``media_memory_job.py`` in ``odoo shell``, a fresh process per size: the peak
    Python memory (tracemalloc) and the max-RSS growth of one download job for a 1 MB and a
    50 MB PDF. Reported: the ratio of the peaks (streamed: about 1).
@@ -119,33 +120,31 @@ def run_ingest(profile, port, fake):
     db = harness.clone_db("wac_bench_m_media_ingest")
     harness.odoo_shell(db, SETUP_SCRIPT, "media_setup", env={
         "WAC_BENCH_FAKE_URL": fake.url, "WAC_BENCH_TOKEN": TOKEN})
-    texts = profile["texts"]
-    rounds = [text_webhooks(fake, tag, texts) for tag in ("before", "media", "after")]
-    images = image_webhooks(fake, profile["images"])
-    result = {"texts": texts, "images": len(images), "channels": harness.config_channels()}
+    texts, images = profile["texts"], profile["images"]
+    before = text_webhooks(fake, "before", images + texts)
+    media = image_webhooks(fake, images) + text_webhooks(fake, "media", texts)
+    after = text_webhooks(fake, "after", images + texts)
+    result = {"texts": texts, "images": images, "channels": harness.config_channels()}
     with harness.OdooServer(db, port, "media_ingest", jobrunner=True, gevent_port=port + 1,
                             channels=result["channels"]) as server:
         # Warm-up: the workers load the registry and the first contact is created.
         ingest_round(db, server.url, text_webhooks(fake, "warm", 20), profile["timeout"])
-        result["before_s"] = ingest_round(db, server.url, rounds[0], profile["timeout"])
-        log("no media: %.2f s for %d messages" % (result["before_s"], texts))
+        result["before_s"] = ingest_round(db, server.url, before, profile["timeout"])
+        log("no media: %.2f s for %d messages" % (result["before_s"], len(before)))
         started = time.perf_counter()
-        post_all(server.url, [p for _w, p in images])
-        result["images_posted_s"] = time.perf_counter() - started
-        result["media_s"] = ingest_round(db, server.url, rounds[1], profile["timeout"])
+        result["media_s"] = ingest_round(db, server.url, media, profile["timeout"])
         result["kept_at_end_of_ingest"] = count(
             db, "SELECT count(*) FROM wac_message WHERE media_state = 'downloaded'", None)
-        log("with %d downloads: %.2f s (%d images kept by then)" % (
-            len(images), result["media_s"], result["kept_at_end_of_ingest"]))
+        log("%d images among them: %.2f s (%d images kept by then)" % (
+            images, result["media_s"], result["kept_at_end_of_ingest"]))
         deadline = time.perf_counter() + profile["timeout"]
         while time.perf_counter() < deadline and count(
-                db, "SELECT count(*) FROM wac_message WHERE media_state = 'pending' "
-                    "OR (message_type = 'image' AND media_state IS NULL)", None):
+                db, "SELECT count(*) FROM wac_message WHERE media_state = 'pending'", None):
             time.sleep(0.2)
         result["images_all_kept_s"] = time.perf_counter() - started
         result["images_kept"] = count(
             db, "SELECT count(*) FROM wac_message WHERE media_state = 'downloaded'", None)
-        result["after_s"] = ingest_round(db, server.url, rounds[2], profile["timeout"])
+        result["after_s"] = ingest_round(db, server.url, after, profile["timeout"])
         log("no media again: %.2f s" % result["after_s"])
     result["baseline_s"] = (result["before_s"] + result["after_s"]) / 2
     result["ratio"] = result["media_s"] / result["baseline_s"]
@@ -177,11 +176,12 @@ def report(results):
     lines = ["inbound media (bench/bench_media.py)"]
     ingest = results.get("ingest")
     if ingest:
-        lines.append("  ingest of %d text webhooks: %.2f s without media (%.2f / %.2f), "
-                     "%.2f s while %d images download: ratio %.3f (target <= %.2f: %s); "
-                     "all images kept %.1f s after they were posted (%d kept)" % (
-                         ingest["texts"], ingest["baseline_s"], ingest["before_s"],
-                         ingest["after_s"], ingest["media_s"], ingest["images"],
+        lines.append("  ingest of %d webhooks: %.2f s without media (%.2f / %.2f), "
+                     "%.2f s with %d images downloading: ratio %.3f (target <= %.2f: %s); "
+                     "all images kept %.1f s after the first was posted (%d kept)" % (
+                         ingest["texts"] + ingest["images"], ingest["baseline_s"],
+                         ingest["before_s"], ingest["after_s"], ingest["media_s"],
+                         ingest["images"],
                          ingest["ratio"], INGEST_TARGET,
                          "met" if ingest["ratio"] <= INGEST_TARGET else "missed",
                          ingest["images_all_kept_s"], ingest["images_kept"]))
