@@ -59,6 +59,9 @@ AUTOMATION_MODES = [
 # progress and contacts.
 CHANNEL_WHATSAPP = "root.whatsapp"
 CHANNEL_HISTORY = "root.whatsapp.history"
+# Inbound media downloads: capacity 1 or 2, so that downloads never take the slots webhook
+# ingest and sends need.
+CHANNEL_MEDIA = "root.whatsapp.media"
 
 # The appointment messages, in the order people read them.
 MESSAGE_KINDS = ("confirmation", "reminder", "reschedule", "cancellation")

@@ -43,3 +43,5 @@ from . import wac_contact_number
 from . import wac_message_number
 from . import wac_number_change
 from . import wac_account_number
+from . import ir_attachment
+from . import wac_message_media

@@ -30,3 +30,4 @@ from . import test_resume_ui
 from . import test_customer_number_change
 from . import test_business_number_change
 from . import test_number_change_ui
+from . import test_media_download

@@ -38,7 +38,16 @@ Control API (no auth, JSON; each is also a method of :class:`FakeGraphServer`):
 ``GET /_fake/uploads``                   uploaded media, without their bytes
 ``GET /_fake/webhook_log``               outcome of every webhook delivery
 ``GET|POST /_fake/wait``                 wait until scheduled webhooks are delivered
+``POST /_fake/media``                    ``{waba_id, mime_type, data|size, media_id, sha256}``
+``POST /_fake/inbound_media``            ``{phone_number_id, from, type, mime_type,
+                                         data|size, caption, filename}``: media webhook
+``POST /_fake/history_media``            ``{phone_number_id, from, wamid, type, ...}``
 =======================================  ===================================================
+
+Media: ``GET {media_id}`` answers a download URL under ``/_media/`` that expires after
+``media_url_ttl`` seconds and needs the Bearer token of the media's WABA (401 otherwise, 404
+once expired). Faults match download paths too (``{"match": {"path": "/_media/"}}``), and
+``truncate: N`` sends only N bytes of the file before hanging up.
 """
 
 import contextlib
@@ -63,6 +72,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import uploads
+from .media import MEDIA_PATH, MediaStore, history_media_webhook, media_message_webhook
 from .state import (
     DEFAULT_CODE_FOR_STATUS,
     FakeState,
@@ -85,14 +95,18 @@ DEFAULT_GRAPH_VERSION = "v25.0"
 class _Reply:
     """One HTTP answer (or a dropped connection when ``drop`` is true)."""
 
-    __slots__ = ("body", "content_type", "drop", "headers", "status")
+    __slots__ = ("body", "content_type", "drop", "headers", "length", "status", "stream")
 
-    def __init__(self, status=200, body=b"", content_type=_JSON, headers=(), drop=False):
+    def __init__(self, status=200, body=b"", content_type=_JSON, headers=(), drop=False,
+                 stream=None, length=None):
         self.status = status
         self.body = body
         self.content_type = content_type
         self.headers = list(headers)
         self.drop = drop
+        # A media download: ``length`` announced, the bytes written chunk by chunk.
+        self.stream = stream
+        self.length = length
 
 
 def _json_reply(status, obj, headers=()):
@@ -263,9 +277,10 @@ class _Handler(BaseHTTPRequestHandler):
             phrase = HTTPStatus(reply.status).phrase
         except ValueError:
             phrase = "Unknown"
+        length = len(reply.body) if reply.stream is None else reply.length
         lines = [f"{self.protocol_version} {reply.status} {phrase}",
                  "Content-Type: " + reply.content_type,
-                 f"Content-Length: {len(reply.body)}",
+                 f"Content-Length: {length}",
                  "Date: " + self.date_time_string()]
         lines.extend("{}: {}".format(*item) for item in reply.headers)
         if self.close_connection:
@@ -273,6 +288,23 @@ class _Handler(BaseHTTPRequestHandler):
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
         # One write: headers and body in a single segment keep keep-alive round trips short.
         self.wfile.write(head + reply.body)
+        if reply.stream is not None:
+            self._send_stream(reply)
+
+    def _send_stream(self, reply):
+        sent = 0
+        try:
+            for chunk in reply.stream:
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except OSError:  # the client hung up (a size limit reached): routine
+            self.close_connection = True
+            return
+        if sent != reply.length:  # a truncated download: hang up so the client notices
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
 
 
 def _maybe_json(value):
@@ -316,6 +348,7 @@ class FakeGraphServer:
         if webhook_url is not None:
             config["webhook_url"] = webhook_url
         self.state = FakeState(seed, app_id=app_id, app_secret=app_secret, config=config)
+        self.media = MediaStore()
         self.port = int(port)
         self.verbose = verbose
         self._httpd = None
@@ -414,6 +447,7 @@ class FakeGraphServer:
         if self._scheduler is not None:
             self._scheduler.clear()
         self.state.reset()
+        self.media.reset()
 
     def add_fault(self, fault=None, **kwargs):
         """Inject a fault (or a list of them) for the next matching Graph requests.
@@ -777,6 +811,8 @@ class FakeGraphServer:
         query = dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True))
         if path == "/_fake" or path.startswith("/_fake/"):
             return self._control(method, path, query, body)
+        if path.startswith(MEDIA_PATH):
+            return self._media_download(method, path, query, headers)
         return self._graph(method, path, query, headers, body)
 
     def _graph(self, method, path, query, headers, body):
@@ -905,6 +941,8 @@ class FakeGraphServer:
         if not segs or len(segs) > 2:
             raise unsupported(method, segs[0] if segs else "")
         node_id, edge = segs[0], (segs[1] if len(segs) > 1 else None)
+        if edge is None and method == "GET" and self.media.get(node_id):
+            return self._media_get(entry, node_id)
         kind, _record = st.node(node_id)
         if kind is None:
             raise unsupported(method, node_id)
@@ -1014,7 +1052,8 @@ class FakeGraphServer:
             "POST /_fake/inbound", "POST /_fake/echo", "POST /_fake/contacts",
             "POST /_fake/account_update", "POST /_fake/templates/status", "POST /_fake/status",
             "POST /_fake/verify", "GET /_fake/state", "GET /_fake/messages",
-            "GET /_fake/webhook_log", "POST /_fake/wait"]}
+            "GET /_fake/webhook_log", "POST /_fake/wait", "POST /_fake/media",
+            "POST /_fake/inbound_media", "POST /_fake/history_media"]}
 
     def _ctl_requests_get(self, query, data):
         return self.requests(query.get("path_contains"), query.get("method"))
@@ -1108,6 +1147,124 @@ class FakeGraphServer:
         return {"idle": self.wait_webhooks(float(data.get("timeout", 5.0)))}
 
     _ctl_wait_get = _ctl_wait_post
+
+    # -- media retrieval (inbound media) ---------------------------------------------------
+
+    def add_media(self, waba_id, mime_type, data=None, size=None, media_id=None, sha256=None):
+        """Store a media of ``waba_id`` (bytes, or ``size`` generated bytes).
+
+        :param str sha256: announce this digest instead of the file's (a corrupt download)
+        :return: ``{id, waba_id, mime_type, size, sha256}``
+        :rtype: dict
+        """
+        item = self.media.add(waba_id, mime_type, data=data, size=size, media_id=media_id,
+                              sha256=sha256)
+        return {k: v for k, v in item.items() if k != "data"}
+
+    def send_media(self, phone_number_id, sender, media_type, mime_type, data=None, size=None,
+                   caption=None, filename=None, name=None, media_id=None, url=None):
+        """Deliver a signed inbound media message (image, document, audio, video, sticker).
+
+        The media is stored first (unless ``media_id`` names a stored one), so the receiver
+        can fetch it with ``GET /<MEDIA_ID>``.
+
+        :return: ``{"status", "body", "wamid", "payload", "media"}``
+        :rtype: dict
+        """
+        with self.state.lock:
+            phone = self.state.phones[str(phone_number_id)]
+        item = self.media.get(media_id) if media_id else None
+        item = item or self.media.add(phone["waba_id"], mime_type, data=data, size=size,
+                                      media_id=media_id)
+        wamid, payload = media_message_webhook(phone, sender, media_type, item, caption,
+                                               filename, name)
+        result = self._deliver_now(phone["waba_id"], wamid, payload, url)
+        result["media"] = {k: v for k, v in item.items() if k != "data"}
+        return result
+
+    def send_history_media(self, phone_number_id, sender, wamid, media_type, mime_type,
+                           data=None, size=None, caption=None, filename=None, url=None):
+        """Deliver the ``history`` follow-up carrying the media of placeholder ``wamid``.
+
+        :return: ``{"status", "body", "wamid", "payload", "media"}``
+        :rtype: dict
+        """
+        with self.state.lock:
+            phone = self.state.phones[str(phone_number_id)]
+        item = self.media.add(phone["waba_id"], mime_type, data=data, size=size)
+        payload = history_media_webhook(phone, sender, wamid, media_type, item, caption,
+                                        filename)
+        result = self._deliver_now(phone["waba_id"], wamid, payload, url)
+        result["media"] = {k: v for k, v in item.items() if k != "data"}
+        return result
+
+    def _media_get(self, token_entry, media_id):
+        item = self.media.get(media_id)
+        if not self.state.allowed(token_entry, item["waba_id"]):
+            # Meta does not tell another business that the id exists.
+            raise unsupported("GET", media_id)
+        ttl = float(self.state.cfg("media_url_ttl"))
+        return {"messaging_product": "whatsapp", "url": self.media.link(self.url, media_id, ttl),
+                "mime_type": item["mime_type"], "sha256": item["sha256"],
+                "file_size": item["size"], "id": media_id}
+
+    def _media_download(self, method, path, query, headers):
+        """``GET /_media/<id>?ext&hash``: the file, for the Bearer token of its WABA only."""
+        media_id = path[len(MEDIA_PATH):].strip("/")
+        fault = self.state.take_fault(method, path)
+        reply = self._media_reply(method, media_id, query, headers, fault)
+        rec_headers = {k: (_mask_auth(v) if k.lower() == "authorization" else v)
+                       for k, v in headers.items()}
+        record = {"method": method, "path": path, "version": None, "query": {}, "json": None,
+                  "headers": rec_headers, "time": time.time(),
+                  "status": None if reply.drop else reply.status}
+        if fault:
+            record["fault"] = fault["id"]
+        self.state.record(record)
+        return reply
+
+    def _media_reply(self, method, media_id, query, headers, fault):
+        if fault:
+            if fault.get("latency"):
+                self._stopping.wait(fault["latency"])
+            reply = self._fault_reply(fault, MEDIA_PATH)
+            if reply is not None:
+                return reply
+        item = self.media.get(media_id)
+        if method != "GET" or item is None or self.media.check_link(media_id, query):
+            # Meta's CDN answers an expired or forged link with a bare 404.
+            return _Reply(404, b"Not Found", "text/plain")
+        scheme, _, token = (headers.get("Authorization") or "").partition(" ")
+        try:
+            entry = self.state.authenticate(token.strip() if scheme.lower() == "bearer" else None)
+        except GraphError:
+            entry = None
+        if entry is None or not self.state.allowed(entry, item["waba_id"]):
+            return _Reply(401, b"Unauthorized", "text/plain")
+        limit = int(fault["truncate"]) if fault and fault.get("truncate") is not None else None
+        return _Reply(200, b"", item["mime_type"], stream=self.media.chunks(item, limit),
+                      length=item["size"])
+
+    def _ctl_media_post(self, query, data):
+        raw = data.get("data")
+        return self.add_media(data["waba_id"], data["mime_type"],
+                              raw.encode() if isinstance(raw, str) else None, data.get("size"),
+                              data.get("media_id"), data.get("sha256"))
+
+    def _ctl_inbound_media_post(self, query, data):
+        raw = data.get("data")
+        return self.send_media(data["phone_number_id"], data["from"], data["type"],
+                               data["mime_type"], raw.encode() if isinstance(raw, str) else None,
+                               data.get("size"), data.get("caption"), data.get("filename"),
+                               data.get("name"), data.get("media_id"), data.get("url"))
+
+    def _ctl_history_media_post(self, query, data):
+        raw = data.get("data")
+        return self.send_history_media(data["phone_number_id"], data["from"], data["wamid"],
+                                       data["type"], data["mime_type"],
+                                       raw.encode() if isinstance(raw, str) else None,
+                                       data.get("size"), data.get("caption"),
+                                       data.get("filename"), data.get("url"))
 
 
 def seeded_tokens(srv):

@@ -47,6 +47,7 @@ DEFAULT_CONFIG = {
     "ensure_ascii": True,  # Meta signs the \\u-escaped body (§1.1)
     "escape_slashes": False,  # send "/" as "\\/" (PHP-style): catches re-serialising receivers
     "max_records": 10000,  # recorded requests and messages kept in memory
+    "media_url_ttl": 300.0,  # seconds a media download URL stays valid (Meta: 5 minutes)
 }
 
 STATUS_ORDER = ("sent", "delivered", "read", "played", "failed")
@@ -391,6 +392,7 @@ def check_config(values):
 FAULT_KEYS = {
     "match", "times", "status", "code", "subcode", "message", "details", "type", "latency",
     "timeout", "hang", "drop", "body", "content_type", "processed", "headers",
+    "truncate",  # media downloads only: send this many bytes of the file, then hang up
 }
 
 

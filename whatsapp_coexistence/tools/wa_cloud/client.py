@@ -5,14 +5,18 @@ Every HTTP request goes through :meth:`GraphClient._send`, the only place that c
 Graph server). Errors are raised as :mod:`.errors` classes, with credentials masked.
 """
 
+import contextlib
+import hashlib
 import json as jsonlib
 import logging
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import requests
 
 from .errors import AuthError, PermanentError, TransportError, error_from_response
+from .media import MediaDownload, MediaInfo, MediaRefused, too_large_text
 from .media_limits import CAPTION_LIMIT, KINDS, OUTBOUND_KINDS, check_media, normalize_mime
 
 _logger = logging.getLogger(__name__)
@@ -599,6 +603,131 @@ class GraphClient:
             secrets=(pin,),
         )
         return bool(body.get("success"))
+
+    # ------------------------------------------------------------------
+    # Media retrieval (inbound media: metadata, then a streamed download)
+    # ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _stream(self, method, url, *, headers, timeout, chunk_size):
+        """Open one streamed HTTP response; the only streaming use of ``requests``.
+
+        The streaming twin of :meth:`_send` (which reads whole bodies): downloads go through
+        here so that a file never sits in memory. Exceptions of ``requests`` propagate,
+        :meth:`download_media` maps them.
+
+        :returns: a context manager yielding ``(status_code, headers, chunks)``, ``chunks``
+            an iterator of ``bytes`` of at most ``chunk_size``
+        """
+        if self.session is None:
+            self.session = requests.Session()
+        response = self.session.request(method, url, headers=headers, timeout=timeout,
+                                        stream=True)
+        try:
+            yield response.status_code, dict(response.headers), response.iter_content(chunk_size)
+        finally:
+            response.close()
+
+    def get_media_url(self, media_id):
+        """``GET /<MEDIA_ID>``: where to download a media a customer sent, for 5 minutes.
+
+        https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#retrieve-media-url
+
+        :raises PermanentError: unknown or expired id (code 100), or an answer without a URL
+        :rtype: MediaInfo
+        """
+        media_id = _object_id(media_id, "media id")
+        body = self._request("GET", media_id)
+        url = body.get("url")
+        if not url or not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            raise PermanentError("Graph returned no download URL for the media")
+        try:
+            size = int(body["file_size"]) if body.get("file_size") is not None else None
+        except (TypeError, ValueError):
+            size = None
+        return MediaInfo(media_id=media_id, url=url, mime_type=body.get("mime_type") or None,
+                         sha256=body.get("sha256") or None, file_size=size)
+
+    def download_media(self, info, sink, *, max_bytes, media_type="media", chunk_size=65536):
+        """Stream the file behind ``info.url`` into ``sink``, authenticated with the token.
+
+        Stops as soon as more than ``max_bytes`` arrived (announced or counted), checks the
+        size and sha256 Meta announced, and holds at most one chunk in memory.
+
+        :param MediaInfo info: from :meth:`get_media_url`
+        :param sink: an object with ``write(bytes)`` (a file opened ``wb``)
+        :param int max_bytes: the type's limit (:func:`.media.size_limit`)
+        :param str media_type: for the error text
+        :raises MediaRefused: (``reason="too_large"``) over ``max_bytes``
+        :raises TransportError: 5xx, timeout, interrupted or corrupt download, or an expired
+            URL (a new one is fetched on retry)
+        :raises AuthError: no token configured
+        :rtype: MediaDownload
+        """
+        if not self._access_token:
+            raise AuthError("No access token configured")
+        if info.file_size is not None and info.file_size > max_bytes:
+            raise MediaRefused(too_large_text(media_type, info.file_size, max_bytes),
+                               reason="too_large")
+        headers = {"User-Agent": self.user_agent,
+                   "Authorization": f"Bearer {self._access_token}"}
+        where = urlsplit(info.url).netloc  # never the query: it is a signed link
+        try:
+            with self._stream("GET", info.url, headers=headers, timeout=self.timeout,
+                              chunk_size=chunk_size) as (status, resp_headers, chunks):
+                _check_download_status(status, where)
+                _check_announced_length(resp_headers, max_bytes, media_type)
+                size, digest = _copy_limited(chunks, sink, max_bytes, media_type)
+        except requests.Timeout:
+            raise TransportError(f"Timeout downloading media from {where}") from None
+        except requests.RequestException as exc:
+            raise TransportError(
+                f"Media download from {where} interrupted ({type(exc).__name__})") from None
+        _logger.debug("Graph media %s: %d bytes", info.media_id, size)
+        if info.file_size is not None and size != info.file_size:
+            raise TransportError(f"Media download truncated: {size} of {info.file_size} bytes")
+        if info.sha256 and digest != info.sha256.lower():
+            raise TransportError("Media download corrupt: its sha256 differs from Meta's")
+        mime = info.mime_type or resp_headers.get("Content-Type")
+        return MediaDownload(size=size, sha256=digest, mime_type=mime)
+
+
+def _check_download_status(status, where):
+    """Expired links answer 404 (or 401/403): a retry fetches a fresh URL."""
+    if 200 <= status < 300:
+        return
+    if status in (401, 403, 404, 410):
+        raise TransportError(f"Media URL expired or refused (HTTP {status} from {where})",
+                             http_status=status)
+    raise TransportError(f"HTTP {status} downloading media from {where}", http_status=status)
+
+
+def _check_announced_length(headers, max_bytes, media_type):
+    length = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
+    try:
+        length = int(length) if length is not None else None
+    except ValueError:
+        length = None
+    if length is not None and length > max_bytes:
+        raise MediaRefused(too_large_text(media_type, length, max_bytes), reason="too_large")
+
+
+def _copy_limited(chunks, sink, max_bytes, media_type):
+    """Write ``chunks`` to ``sink`` until more than ``max_bytes`` arrived.
+
+    :returns: ``(size, sha256 hex)``
+    """
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        if not chunk:
+            continue
+        size += len(chunk)
+        if size > max_bytes:
+            raise MediaRefused(too_large_text(media_type, size, max_bytes), reason="too_large")
+        digest.update(chunk)
+        sink.write(chunk)
+    return size, digest.hexdigest()
 
 
 def _content_size(content):
