@@ -32,6 +32,10 @@ from . import wac_overview
 from . import wac_account_console
 from . import wac_account_automation
 from . import wac_account_history
+from . import wac_media_upload
+from . import wac_account_media
+from . import wac_template_mapping_media
+from . import wac_send_sender_media
 from . import wac_contact_number
 from . import wac_message_number
 from . import wac_number_change
