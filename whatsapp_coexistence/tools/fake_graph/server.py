@@ -586,6 +586,10 @@ class FakeGraphServer:
                            with_time=True)
         return self._deliver_now(str(waba_id), None, payload, url)
 
+    def add_token(self, token, waba_ids):
+        """Issue a new token for ``waba_ids``; see :meth:`FakeState.add_token`."""
+        self.state.add_token(token, waba_ids)
+
     def set_token(self, token, expires_at=None, revoked=None):
         """Give a token an expiry or revoke it; see :meth:`FakeState.set_token`."""
         self.state.set_token(token, expires_at=expires_at, revoked=revoked)

@@ -701,6 +701,20 @@ class FakeState:
                     {"scope": "whatsapp_business_management", "target_ids": wabas},
                     {"scope": "whatsapp_business_messaging", "target_ids": wabas}]}}
 
+    def add_token(self, token, waba_ids):
+        """Issue ``token`` for ``waba_ids``, as a business generating a new System User token
+        in Meta Business Settings would (the value is the caller's, so a browser test can
+        type it).
+
+        :raises ValueError: for an unknown WABA.
+        """
+        with self.lock:
+            unknown = set(waba_ids) - set(self.wabas)
+            if unknown:
+                raise ValueError(f"unknown waba_id {sorted(unknown)}")
+            self.tokens[token] = {"token": token, "source": "manual",
+                                  "waba_ids": set(waba_ids)}
+
     def set_token(self, token, expires_at=None, revoked=None):
         """Change a token as Meta would: give it an expiry (a user token) or revoke it.
 
