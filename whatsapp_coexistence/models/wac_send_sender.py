@@ -226,6 +226,9 @@ class WacSendSender(models.AbstractModel):
             "wa_template_id": out.mapping.template_id.id, "recipient_input": out.digits,
             "biz_opaque_callback_data": out.key, "message_at": fields.Datetime.now(),
             "contact_id": out.contact.id or False,
+            # The number this attempt goes out from: a retry after a number change is sent,
+            # and recorded, on the new one.
+            "phone_number_id": out.account.phone_number_id,
         }
         if out.contact:
             vals["partner_id"] = out.contact.partner_id.id  # what the related field would read

@@ -31,3 +31,4 @@ from . import test_customer_number_change
 from . import test_business_number_change
 from . import test_number_change_ui
 from . import test_media_download
+from . import test_send_number_change
