@@ -59,6 +59,13 @@ AUTOMATION_MODES = [
 # progress and contacts.
 CHANNEL_WHATSAPP = "root.whatsapp"
 CHANNEL_HISTORY = "root.whatsapp.history"
+# Webhook processing (the dispatcher, each delivery, an event retried alone) has a channel of
+# its own, whose capacity is set below root.whatsapp's: a backlog of deliveries then leaves
+# slots to the sends. Its jobs come before the waiting sends in root.whatsapp's queue (a
+# smaller priority), so that a send's status is not processed after every send queued behind
+# it, which would mark that send *uncertain* although Meta sent it.
+CHANNEL_WEBHOOK = "root.whatsapp.webhook"
+PRIORITY_WEBHOOK = 5
 
 # The appointment messages, in the order people read them.
 MESSAGE_KINDS = ("confirmation", "reminder", "reschedule", "cancellation")

@@ -7,6 +7,7 @@ from odoo.tools import SQL
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
+from ..const import CHANNEL_HISTORY, CHANNEL_WEBHOOK, PRIORITY_WEBHOOK
 from ..tools.wa_cloud import webhook, webhook_stream
 from ..tools.wa_cloud.errors import sanitize
 from .wac_webhook_delivery import STUCK_AFTER, no_live_job
@@ -25,13 +26,13 @@ EVENT_STATES = [
 #: States a person (or the reprocess action) can send back to processing.
 REPROCESSABLE_STATES = ("failed", "partial", "pending", "unroutable")
 
-WEBHOOK_CHANNEL = "root.whatsapp"
 # History chunks of one sync share the same contacts: a channel of capacity 1 imports them one
 # after the other. It is a subchannel of root.whatsapp, whose queue orders jobs by priority
-# first: a chunk takes the next free slot before the waiting deliveries, which therefore can
-# delay it by one job at most, never by their backlog.
-HISTORY_CHANNEL = "root.whatsapp.history"
-HISTORY_PRIORITY = 5
+# first: a chunk takes the next free slot before the waiting sends, and the deliveries (in
+# their own channel, as many at once as its capacity) can delay it by that many jobs at most,
+# never by their backlog.
+HISTORY_CHANNEL = CHANNEL_HISTORY
+HISTORY_PRIORITY = PRIORITY_WEBHOOK
 # A conflict with another job is retried after about this many seconds times the try number,
 # jittered so that the jobs that collided do not collide again.
 RETRY_SECONDS = 5
@@ -132,8 +133,8 @@ class WacWebhookEvent(models.Model):
         for event in self.with_user(SUPERUSER_ID):
             history = event.field == "history"
             event.with_delay(
-                channel=HISTORY_CHANNEL if history else WEBHOOK_CHANNEL,
-                priority=HISTORY_PRIORITY if history else None, eta=eta,
+                channel=HISTORY_CHANNEL if history else CHANNEL_WEBHOOK,
+                priority=HISTORY_PRIORITY if history else PRIORITY_WEBHOOK, eta=eta,
                 identity_key="wac-event-%d" % event.id,
                 description="WhatsApp webhook event %s #%d" % (event.field, event.id),
             )._wac_job_process()
