@@ -11,6 +11,8 @@ from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
+from odoo.addons.queue_job.exception import RetryableJobError
+
 from ..const import CHANNEL_WEBHOOK, PRIORITY_WEBHOOK
 from ..tools.wa_cloud import signature as wa_signature
 from ..tools.wa_cloud import webhook, webhook_stream
@@ -339,23 +341,75 @@ class WacWebhookDelivery(models.Model):
     # PROCESSING (queue_job)
     # ------------------------------------------------------------
 
-    def _wac_process(self):
+    def _wac_process(self, continued=False):
         """Split the delivery into one event per change, route and process each of them.
 
-        Idempotent: events are only created once per delivery, and processing an event twice
-        changes nothing (every object has its own key). The job always ends with the delivery
-        in a recorded state: a body that cannot be split is *failed* with the reason.
+        Small changes are processed here, in order; history chunks and large changes get jobs
+        of their own. Idempotent: events are only created once per delivery, and processing
+        an event twice changes nothing (every object has its own key). The job always ends
+        with the delivery in a recorded state: a body that cannot be split is *failed* with
+        the reason.
+
+        :param continued: a later run for the changes that met another job's work (see
+            :meth:`_wac_process_inline`); the first run enqueued the jobs of the others
         """
         self.ensure_one()
         if not self.event_ids and not self._wac_split():
             return self.state
-        for event in self.event_ids.filtered(lambda e: e.state == "pending"):
-            if event.field == "history" or len(event.payload or "") > INLINE_CHANGE_MAX_BYTES:
-                event._wac_enqueue()
-            else:
-                event._wac_process_safely()
+        pending = self.event_ids.filtered(lambda e: e.state == "pending").sorted("change_index")
+        own_jobs = pending.filtered(lambda e: e.field == "history"
+                                    or len(e.payload or "") > INLINE_CHANGE_MAX_BYTES)
+        if not continued:
+            own_jobs._wac_enqueue()
+        self._wac_process_inline(pending - own_jobs)
         self._wac_settle()
         return self.state
+
+    def _wac_process_inline(self, events):
+        """Process ``events`` in this job, each in a savepoint: a bad one is recorded on
+        itself, and its neighbours are processed.
+
+        An event that meets another job's work (classified *retry*) is left for later, with
+        the others that do: this transaction's snapshot is older than that work, so they
+        cannot succeed in it. They are left to one later run of this job
+        (:meth:`_wac_continue_later`), not to a job each: jobs of the same rows (500 changes
+        on one template) would conflict with each other, again and again.
+        """
+        later, error = self.env["wac.webhook.event"], None
+        for event in events:
+            try:
+                with self.env.cr.savepoint():
+                    event._wac_process()
+            except Exception as caught:  # job boundary: retried later, or recorded
+                if classify(caught) != RETRY:
+                    event._wac_record_failure(caught)
+                    continue
+                later, error = later | event, caught
+        if later:
+            self._wac_continue_later(later, error, progressed=len(later) < len(events))
+
+    def _wac_continue_later(self, events, error, progressed):
+        """Leave ``events`` to a later run of the delivery's job, after a conflict.
+
+        When this run processed other events, it commits them and enqueues the next run.
+        When it processed none, queue_job retries it and counts its tries; at the last one,
+        each event gets a job of its own, with tries of its own, that ends in a recorded state.
+        """
+        Event = self.env["wac.webhook.event"]
+        tries, max_tries = Event._wac_job_tries()
+        delay = Event._wac_retry_delay(tries)
+        _logger.debug("WhatsApp webhook delivery %d: %d change(s) retried in %d s (%s).",
+                      self.id, len(events), delay, describe(error))
+        if progressed or not max_tries:
+            self.with_delay(
+                channel=CHANNEL_WEBHOOK, priority=PRIORITY_WEBHOOK, eta=delay,
+                identity_key=PROCESS_IDENTITY_KEY % self.id,
+                description="WhatsApp webhook delivery %d (continued)" % self.id,
+            )._wac_process(continued=True)
+        elif tries + 1 < max_tries:
+            raise RetryableJobError(describe(error), seconds=delay) from error
+        else:
+            events._wac_enqueue(eta=delay)
 
     def _wac_split(self):
         """Create the delivery's events; on failure record why and return ``False``."""

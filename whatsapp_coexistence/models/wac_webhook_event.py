@@ -184,19 +184,6 @@ class WacWebhookEvent(models.Model):
         """Seconds before the next try: longer each time, jittered."""
         return round(RETRY_SECONDS * (tries + 1) * random.uniform(1.0, 2.0))
 
-    def _wac_process_safely(self):
-        """Process inline (inside the delivery's job); a conflict sends the event to a job of
-        its own, anything else is recorded on it."""
-        for event in self:
-            try:
-                with self.env.cr.savepoint():
-                    event._wac_process()
-            except Exception as error:  # job boundary: retried in a job, or recorded
-                if classify(error) == RETRY:
-                    event._wac_enqueue(eta=event._wac_retry_delay(0))
-                else:
-                    event._wac_record_failure(error)
-
     def _wac_record_failure(self, error, tries=None):
         """Mark the event failed with the reason; ``tries``: the conflict outlasted them."""
         reason = describe(error)
@@ -256,8 +243,11 @@ class WacWebhookEvent(models.Model):
              WHERE e.state = 'pending'
                AND e.write_date < now() at time zone 'UTC' - %(age)s
                AND %(no_live_job)s
+               AND %(no_live_delivery_job)s
              LIMIT 1000
-            """, age=STUCK_AFTER, no_live_job=no_live_job(SQL("'wac-event-' || e.id"))))
+            """, age=STUCK_AFTER, no_live_job=no_live_job(SQL("'wac-event-' || e.id")),
+            # A delivery's job finishes the changes that met another job's work.
+            no_live_delivery_job=no_live_job(SQL("'wac-delivery-' || e.delivery_id"))))
         abandoned = self.browse([row[0] for row in self.env.cr.fetchall()])
         reasons = self._wac_last_job_errors(["wac-event-%d" % event.id for event in abandoned])
         for event in abandoned:

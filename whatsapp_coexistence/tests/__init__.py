@@ -25,3 +25,4 @@ from . import test_overview
 from . import test_demo
 from . import test_webhook_channel
 from . import test_webhook_races
+from . import test_webhook_continue
