@@ -244,10 +244,13 @@ class WacWebhookEvent(models.Model):
                AND e.write_date < now() at time zone 'UTC' - %(age)s
                AND %(no_live_job)s
                AND %(no_live_delivery_job)s
+               AND %(no_live_history_job)s
              LIMIT 1000
             """, age=STUCK_AFTER, no_live_job=no_live_job(SQL("'wac-event-' || e.id")),
-            # A delivery's job finishes the changes that met another job's work.
-            no_live_delivery_job=no_live_job(SQL("'wac-delivery-' || e.delivery_id"))))
+            # A delivery's job finishes the changes that met another job's work, and its
+            # history job imports its history chunks.
+            no_live_delivery_job=no_live_job(SQL("'wac-delivery-' || e.delivery_id")),
+            no_live_history_job=no_live_job(SQL("'wac-delivery-history-' || e.delivery_id"))))
         abandoned = self.browse([row[0] for row in self.env.cr.fetchall()])
         reasons = self._wac_last_job_errors(["wac-event-%d" % event.id for event in abandoned])
         for event in abandoned:
