@@ -30,3 +30,9 @@ from . import wac_attestation
 from . import wac_readiness
 from . import wac_overview
 from . import wac_account_console
+from . import wac_account_automation
+from . import wac_account_history
+from . import wac_media_upload
+from . import wac_account_media
+from . import wac_template_mapping_media
+from . import wac_send_sender_media

@@ -187,7 +187,7 @@ class WacWebhookDelivery(models.Model):
         processed again.
         """
         try:
-            secret = self.env["wac.account"]._wac_app_secret()
+            secret = self.env["wac.vault"]._app_secret()
         except VaultError as error:
             if _secret_warning_due():
                 _logger.error("WhatsApp webhooks answered 503: the App Secret cannot be "

@@ -26,12 +26,11 @@ EVENT_STATES = [
 #: States a person (or the reprocess action) can send back to processing.
 REPROCESSABLE_STATES = ("failed", "partial", "pending", "unroutable")
 
-# History chunks of one sync share the same contacts: a channel of capacity 1 imports them one
-# after the other. It is a subchannel of root.whatsapp, whose queue orders jobs by priority
-# first: a chunk takes the next free slot before the waiting sends, and the deliveries (in
-# their own channel, as many at once as its capacity) can delay it by that many jobs at most,
-# never by their backlog.
-HISTORY_CHANNEL = CHANNEL_HISTORY
+# History chunks of one sync share the same contacts: CHANNEL_HISTORY (capacity 1) imports them
+# one after the other. It is a subchannel of CHANNEL_WHATSAPP, whose queue orders jobs by
+# priority first: a chunk takes the next free slot before the waiting sends, and the
+# deliveries (in CHANNEL_WEBHOOK, as many at once as its capacity) can delay it by that many
+# jobs at most, never by their backlog.
 HISTORY_PRIORITY = PRIORITY_WEBHOOK
 # A conflict with another job is retried after about this many seconds times the try number,
 # jittered so that the jobs that collided do not collide again.
@@ -133,7 +132,7 @@ class WacWebhookEvent(models.Model):
         for event in self.with_user(SUPERUSER_ID):
             history = event.field == "history"
             event.with_delay(
-                channel=HISTORY_CHANNEL if history else CHANNEL_WEBHOOK,
+                channel=CHANNEL_HISTORY if history else CHANNEL_WEBHOOK,
                 priority=HISTORY_PRIORITY if history else PRIORITY_WEBHOOK, eta=eta,
                 identity_key="wac-event-%d" % event.id,
                 description="WhatsApp webhook event %s #%d" % (event.field, event.id),

@@ -23,6 +23,8 @@ from . import test_audit
 from . import test_console_ui
 from . import test_overview
 from . import test_demo
+from . import test_media_upload
+from . import test_template_media
 from . import test_webhook_channel
 from . import test_webhook_races
 from . import test_webhook_continue

@@ -5,7 +5,7 @@ from odoo.tools import mute_logger
 from odoo.addons.queue_job.exception import RetryableJobError
 from odoo.addons.queue_job.tests.common import trap_jobs
 
-from ..const import CHANNEL_HISTORY as HISTORY_CHANNEL
+from ..const import CHANNEL_HISTORY
 from ..models.wac_webhook_delivery import PROCESS_IDENTITY_KEY
 from . import payloads as P
 from .common import WacHttpCase
@@ -92,7 +92,7 @@ class TestWebhookContinue(WacHttpCase):
         delivery._wac_process()  # real queue_job rows
         jobs = self.env["queue.job"].search([("model_name", "=", "wac.webhook.delivery"),
                                              ("method_name", "=", "_wac_job_history")])
-        self.assertEqual((len(jobs), jobs.channel), (1, HISTORY_CHANNEL))
+        self.assertEqual((len(jobs), jobs.channel), (1, CHANNEL_HISTORY))
         self.assertFalse(self.env["queue.job"].search_count(
             [("method_name", "=", "_wac_job_process")]), "no job per chunk")
         history = delivery.event_ids.filtered(lambda e: e.field == "history")
