@@ -43,7 +43,7 @@ class TestWebhookRaces(TransactionCase):
             contacts.unlink()
             partners.unlink()
             env["wac.account"].search([("waba_id", "=", RACE_WABA)]).unlink()
-            cr.commit()
+            cr.commit()  # pylint: disable=invalid-commit
 
     def two_transactions(self):
         """Two real transactions; the second one's snapshot is taken now, before the first
@@ -113,7 +113,7 @@ class TestWebhookRaces(TransactionCase):
             env["wac.template"].create({
                 "company_id": self.company_id, "account_id": account.id, "name": "race",
                 "language": "pt_BR", "meta_template_id": "race-template"})
-            cr.commit()
+            cr.commit()  # pylint: disable=invalid-commit
         first, second = self.two_transactions()
 
         def apply(env, quality):
