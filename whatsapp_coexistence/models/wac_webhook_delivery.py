@@ -25,6 +25,10 @@ _logger = logging.getLogger(__name__)
 # A change this large is processed in a job of its own (history chunks carry thousands of
 # messages, reference §2.3); smaller ones are processed inline by the delivery's job.
 INLINE_CHANGE_MAX_BYTES = 64 * 1024
+# A job that processes a delivery's changes stops after about this many seconds and leaves the
+# rest to a continuation of itself: Odoo kills a request that passes limit_time_real (120 s
+# by default), and a killed job starts over from its first change, again and again.
+JOB_SLICE_SECONDS = 20
 # One dispatcher job at a time enqueues the deliveries' jobs (_wac_ensure_dispatcher).
 DISPATCH_IDENTITY_KEY = "wac.webhook.delivery:dispatch"
 DISPATCH_BATCH = 1000
@@ -396,7 +400,7 @@ class WacWebhookDelivery(models.Model):
         self._wac_process_inline(events, history=True)
         return "%d history chunk(s)" % len(events)
 
-    def _wac_process_inline(self, events, history=False):
+    def _wac_process_inline(self, events, history=False, slice_seconds=JOB_SLICE_SECONDS):
         """Process ``events`` in this job, each in a savepoint: a bad one is recorded on
         itself, and its neighbours are processed.
 
@@ -404,10 +408,16 @@ class WacWebhookDelivery(models.Model):
         the others that do: this transaction's snapshot is older than that work, so they
         cannot succeed in it. They are left to one later run of this job
         (:meth:`_wac_continue_later`), not to a job each: jobs of the same rows (500 changes
-        on one template) would conflict with each other, again and again.
+        on one template) would conflict with each other, again and again. So are the events
+        left when ``slice_seconds`` have passed (at least one event is processed per run).
         """
         later, error = self.env["wac.webhook.event"], None
-        for event in events:
+        deadline = time.monotonic() + slice_seconds
+        for index, event in enumerate(events):
+            if index and time.monotonic() > deadline:
+                self._wac_continue_later(later | events[index:], None, progressed=True,
+                                         history=history)
+                return
             try:
                 with self.env.cr.savepoint():
                     event._wac_process()
@@ -430,8 +440,9 @@ class WacWebhookDelivery(models.Model):
         Event = self.env["wac.webhook.event"]
         tries, max_tries = Event._wac_job_tries()
         delay = Event._wac_retry_delay(tries)
-        _logger.debug("WhatsApp webhook delivery %d: %d change(s) retried in %d s (%s).",
-                      self.id, len(events), delay, describe(error))
+        _logger.debug("WhatsApp webhook delivery %d: %d change(s) continued in %d s (%s).",
+                      self.id, len(events), delay,
+                      describe(error) if error else "time slice used")
         if (progressed or not max_tries) and history:
             self._wac_enqueue_history(eta=delay)
         elif progressed or not max_tries:

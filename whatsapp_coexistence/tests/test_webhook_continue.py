@@ -104,3 +104,20 @@ class TestWebhookContinue(WacHttpCase):
         delivery._wac_job_history()
         history.invalidate_recordset()
         self.assertEqual(history.mapped("state"), ["done"] * 3)
+
+    def test_a_job_past_its_time_slice_leaves_the_rest_to_its_continuation(self):
+        """Odoo kills a request after limit_time_real: a delivery of 2,500 history chunks
+        imported in one job was killed and restarted from its first chunk until it failed."""
+        payload = P.history_chunk(phase=0, chunk_order=1, progress=30)
+        for order in (2, 3):
+            payload["entry"] += P.history_chunk(phase=0, chunk_order=order,
+                                                progress=order * 30)["entry"]
+        delivery = self.stored(payload)
+        delivery._wac_split()
+        history = delivery.event_ids.sorted("change_index")
+        with trap_jobs() as trap:
+            delivery._wac_process_inline(history, history=True, slice_seconds=0)
+            jobs = trap.enqueued_jobs
+        self.assertEqual(history.mapped("state"), ["done", "pending", "pending"])
+        self.assertEqual([(job.method_name, job.channel) for job in jobs],
+                         [("_wac_job_history", CHANNEL_HISTORY)])
