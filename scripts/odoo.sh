@@ -8,7 +8,7 @@ run=${WAC_RUN_DIR:-$here/.run}
 conf=$run/odoo.conf
 # The job channels are this addon's, not the machine's: kept current below in a config written
 # by an older checkout (the file itself is kept for its encryption key).
-channels="root:2,root.whatsapp:2,root.whatsapp.history:1,root.whatsapp.media:1"
+channels="root:2,root.whatsapp:2,root.whatsapp.webhook:1,root.whatsapp.history:1,root.whatsapp.media:1"
 "$here/scripts/pg.sh" start
 if [ ! -s "$conf" ]; then
     mkdir -p "$run/data"

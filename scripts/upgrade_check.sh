@@ -78,7 +78,7 @@ server_wide_modules = base,web,queue_job
 wa_coexistence_keys = {key}
 
 [queue_job]
-channels = root:2,root.whatsapp:2,root.whatsapp.history:1,root.whatsapp.media:1
+channels = root:2,root.whatsapp:2,root.whatsapp.webhook:1,root.whatsapp.history:1,root.whatsapp.media:1
 """)
 PY
 }

@@ -62,6 +62,13 @@ CHANNEL_HISTORY = "root.whatsapp.history"
 # Inbound media downloads: capacity 1 or 2, so that downloads never take the slots webhook
 # ingest and sends need.
 CHANNEL_MEDIA = "root.whatsapp.media"
+# Webhook processing (the dispatcher, each delivery, an event retried alone) has a channel of
+# its own, whose capacity is set below root.whatsapp's: a backlog of deliveries then leaves
+# slots to the sends. Its jobs come before the waiting sends in root.whatsapp's queue (a
+# smaller priority), so that a send's status is not processed after every send queued behind
+# it, which would mark that send *uncertain* although Meta sent it.
+CHANNEL_WEBHOOK = "root.whatsapp.webhook"
+PRIORITY_WEBHOOK = 5
 
 # The appointment messages, in the order people read them.
 MESSAGE_KINDS = ("confirmation", "reminder", "reschedule", "cancellation")

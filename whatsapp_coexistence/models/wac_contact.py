@@ -1,12 +1,17 @@
+from contextlib import closing
 from datetime import timedelta
 
 from odoo import api, fields, models
 
 from ..tools.wa_cloud import phone as wa_phone
 from ..tools.wa_cloud.template_params import fold, split_words
+from .wac_webhook_units import lock_rows
 
 # Meta's customer service window (reference §4.4).
 SERVICE_WINDOW = timedelta(hours=24)
+# The first key of the advisory locks that serialize the creation of one contact (any number
+# that no other lock of this database uses).
+CLAIM_LOCK_CLASS = 0x5741_4343
 
 
 class WacContact(models.Model):
@@ -117,10 +122,8 @@ class WacContact(models.Model):
             ("company_id", "=", company.id),
             "|", ("phone_key", "in", keys), ("bsuid", "in", bsuids),
         ])
-        if lock and existing:
-            self.env.cr.execute(
-                "SELECT id FROM wac_contact WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
-                [existing.ids], log_exceptions=False)
+        if lock:
+            lock_rows(self.env.cr, "wac_contact", existing.ids)
         return existing
 
     @api.model
@@ -136,6 +139,7 @@ class WacContact(models.Model):
         unknown = [item for item in items if item[0] not in owners]
         if unknown:
             owners.update(self._wac_find_or_create_partners(company, region, unknown))
+        self._wac_claim_phone_keys(company, [item[1] for item in items])
         created = self.create([{
             "company_id": company.id,
             "partner_id": owners[ref].id,
@@ -146,6 +150,35 @@ class WacContact(models.Model):
             "profile_name": name,
         } for ref, key, bsuid, name, number in items])
         return {ref: contact for contact, (ref, *_rest) in zip(created, items)}
+
+    @api.model
+    def _wac_claim_phone_keys(self, company, keys):
+        """Be the only transaction creating the contacts of ``keys`` in ``company`` until this
+        one ends; raise a serialization failure, quietly, when another transaction created one
+        of them after this one's snapshot.
+
+        Two jobs may create the contact of a new customer at once (two webhooks of one
+        person). Without this, the second insert meets the first one's row at the unique key
+        with an ERROR line from the ORM's query. Here the second job waits for the first one's
+        transaction (an advisory lock per key, taken in key order), then a probe insert,
+        always rolled back, meets the committed row: PostgreSQL reports it as a serialization
+        failure under REPEATABLE READ, so the event is retried (:func:`~.wac_webhook_units.
+        classify`) and its next transaction finds the contact.
+        """
+        keys = sorted({key for key in keys if key})
+        if not keys:
+            return
+        cr = self.env.cr
+        cr.execute("""
+            SELECT pg_advisory_xact_lock(%s, hashtext(%s || ':' || key))
+              FROM unnest(%s::varchar[]) WITH ORDINALITY AS k(key, n) ORDER BY n
+        """, [CLAIM_LOCK_CLASS, str(company.id), keys], log_exceptions=False)
+        with closing(cr.savepoint(flush=False)):
+            cr.execute("""
+                INSERT INTO wac_contact (company_id, phone_key, active)
+                SELECT %s, key, true FROM unnest(%s::varchar[]) AS key
+                    ON CONFLICT (company_id, phone_key) DO NOTHING
+            """, [company.id, keys], log_exceptions=False)
 
     def _wac_refresh_identity(self, number, bsuid, name):
         vals = {}

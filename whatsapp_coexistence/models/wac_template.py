@@ -11,6 +11,7 @@ from ..const import QUALITY_LEVELS
 from ..tools.wa_cloud import errors as wa_errors
 from ..tools.wa_cloud import template_library
 from ..tools.wa_cloud.template_params import TemplateSpec
+from .wac_webhook_units import lock_rows
 
 _logger = logging.getLogger(__name__)
 
@@ -170,6 +171,8 @@ class WacTemplate(models.Model):
         if vals.get("status") not in dict(TEMPLATE_STATUSES):
             vals.pop("status", None)
         if template:
+            # Template events of one WABA run in parallel jobs: a conflict is retried quietly.
+            lock_rows(self.env.cr, "wac_template", template.ids)
             template.write(vals)
         elif event.name and event.language:
             template = self.create(dict(vals, company_id=account.company_id.id,

@@ -11,7 +11,9 @@ from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
-from ..const import CHANNEL_WHATSAPP
+from odoo.addons.queue_job.exception import RetryableJobError
+
+from ..const import CHANNEL_HISTORY, CHANNEL_WEBHOOK, PRIORITY_WEBHOOK
 from ..tools.wa_cloud import signature as wa_signature
 from ..tools.wa_cloud import webhook, webhook_stream
 from ..tools.wa_cloud.errors import sanitize
@@ -23,11 +25,17 @@ _logger = logging.getLogger(__name__)
 # A change this large is processed in a job of its own (history chunks carry thousands of
 # messages, reference §2.3); smaller ones are processed inline by the delivery's job.
 INLINE_CHANGE_MAX_BYTES = 64 * 1024
+# A job that processes a delivery's changes stops after about this many seconds and leaves the
+# rest to a continuation of itself: Odoo kills a request that passes limit_time_real (120 s
+# by default), and a killed job starts over from its first change, again and again.
+JOB_SLICE_SECONDS = 20
 # One dispatcher job at a time enqueues the deliveries' jobs (_wac_ensure_dispatcher).
 DISPATCH_IDENTITY_KEY = "wac.webhook.delivery:dispatch"
 DISPATCH_BATCH = 1000
 # Each delivery's processing job, so that the minute cron can tell a live one from a dead one.
 PROCESS_IDENTITY_KEY = "wac-delivery-%d"
+# The job of a delivery's history chunks (all of them, in order, in the history channel).
+HISTORY_IDENTITY_KEY = "wac-delivery-history-%d"
 
 # The body is read by the jobs in slices of this many bytes (webhook_stream parses the stream).
 BODY_SLICE_BYTES = 64 * 1024
@@ -262,7 +270,7 @@ class WacWebhookDelivery(models.Model):
         dispatcher = self.with_user(SUPERUSER_ID)
         dispatcher.env.user.fetch(["company_id"])
         dispatcher.with_delay(
-            channel=CHANNEL_WHATSAPP, identity_key=DISPATCH_IDENTITY_KEY,
+            channel=CHANNEL_WEBHOOK, priority=PRIORITY_WEBHOOK, identity_key=DISPATCH_IDENTITY_KEY,
             description="WhatsApp webhook dispatcher",
         )._wac_dispatch()
 
@@ -291,7 +299,8 @@ class WacWebhookDelivery(models.Model):
     def _wac_enqueue(self):
         for delivery in self:
             delivery.with_delay(
-                channel=CHANNEL_WHATSAPP, identity_key=PROCESS_IDENTITY_KEY % delivery.id,
+                channel=CHANNEL_WEBHOOK, priority=PRIORITY_WEBHOOK,
+                identity_key=PROCESS_IDENTITY_KEY % delivery.id,
                 description="WhatsApp webhook delivery %d" % delivery.id,
             )._wac_process()
 
@@ -338,23 +347,114 @@ class WacWebhookDelivery(models.Model):
     # PROCESSING (queue_job)
     # ------------------------------------------------------------
 
-    def _wac_process(self):
+    def _wac_process(self, continued=False):
         """Split the delivery into one event per change, route and process each of them.
 
-        Idempotent: events are only created once per delivery, and processing an event twice
-        changes nothing (every object has its own key). The job always ends with the delivery
-        in a recorded state: a body that cannot be split is *failed* with the reason.
+        Small changes are processed here, in order; history chunks and large changes get jobs
+        of their own. Idempotent: events are only created once per delivery, and processing
+        an event twice changes nothing (every object has its own key). The job always ends
+        with the delivery in a recorded state: a body that cannot be split is *failed* with
+        the reason.
+
+        :param continued: a later run for the changes that met another job's work (see
+            :meth:`_wac_process_inline`); the first run enqueued the jobs of the others
         """
         self.ensure_one()
         if not self.event_ids and not self._wac_split():
             return self.state
-        for event in self.event_ids.filtered(lambda e: e.state == "pending"):
-            if event.field == "history" or len(event.payload or "") > INLINE_CHANGE_MAX_BYTES:
-                event._wac_enqueue()
-            else:
-                event._wac_process_safely()
+        pending = self.event_ids.filtered(lambda e: e.state == "pending").sorted("change_index")
+        history = pending.filtered(lambda e: e.field == "history")
+        large = (pending - history).filtered(
+            lambda e: len(e.payload or "") > INLINE_CHANGE_MAX_BYTES)
+        if not continued:
+            large._wac_enqueue()
+            if history:
+                self._wac_enqueue_history()
+        self._wac_process_inline(pending - history - large)
         self._wac_settle()
         return self.state
+
+    def _wac_enqueue_history(self, eta=None):
+        """One job imports the delivery's history chunks, in the history channel.
+
+        One job for all of them, not one each: a fuzzed delivery of 2,500 small chunks spent
+        69 of its 81 seconds enqueuing their jobs (queue_job's identity key search and
+        ``create`` per job), and the chunks of one delivery are imported one after the other
+        anyway (the channel's capacity is 1).
+        """
+        self.ensure_one()
+        self.with_delay(
+            channel=CHANNEL_HISTORY, priority=PRIORITY_WEBHOOK, eta=eta,
+            identity_key=HISTORY_IDENTITY_KEY % self.id,
+            description="WhatsApp history of webhook delivery %d" % self.id,
+        )._wac_job_history()
+
+    def _wac_job_history(self):
+        """queue_job entry point: import the delivery's pending history chunks, in order.
+
+        The delivery's state is left to the minute cron: its row is written by its own job.
+        """
+        self.ensure_one()
+        events = self.event_ids.filtered(
+            lambda e: e.field == "history" and e.state == "pending").sorted("change_index")
+        self._wac_process_inline(events, history=True)
+        return "%d history chunk(s)" % len(events)
+
+    def _wac_process_inline(self, events, history=False, slice_seconds=JOB_SLICE_SECONDS):
+        """Process ``events`` in this job, each in a savepoint: a bad one is recorded on
+        itself, and its neighbours are processed.
+
+        An event that meets another job's work (classified *retry*) is left for later, with
+        the others that do: this transaction's snapshot is older than that work, so they
+        cannot succeed in it. They are left to one later run of this job
+        (:meth:`_wac_continue_later`), not to a job each: jobs of the same rows (500 changes
+        on one template) would conflict with each other, again and again. So are the events
+        left when ``slice_seconds`` have passed (at least one event is processed per run).
+        """
+        later, error = self.env["wac.webhook.event"], None
+        deadline = time.monotonic() + slice_seconds
+        for index, event in enumerate(events):
+            if index and time.monotonic() > deadline:
+                self._wac_continue_later(later | events[index:], None, progressed=True,
+                                         history=history)
+                return
+            try:
+                with self.env.cr.savepoint():
+                    event._wac_process()
+            except Exception as caught:  # job boundary: retried later, or recorded
+                if classify(caught) != RETRY:
+                    event._wac_record_failure(caught)
+                    continue
+                later, error = later | event, caught
+        if later:
+            self._wac_continue_later(later, error, progressed=len(later) < len(events),
+                                     history=history)
+
+    def _wac_continue_later(self, events, error, progressed, history=False):
+        """Leave ``events`` to a later run of the delivery's job, after a conflict.
+
+        When this run processed other events, it commits them and enqueues the next run.
+        When it processed none, queue_job retries it and counts its tries; at the last one,
+        each event gets a job of its own, with tries of its own, that ends in a recorded state.
+        """
+        Event = self.env["wac.webhook.event"]
+        tries, max_tries = Event._wac_job_tries()
+        delay = Event._wac_retry_delay(tries)
+        _logger.debug("WhatsApp webhook delivery %d: %d change(s) continued in %d s (%s).",
+                      self.id, len(events), delay,
+                      describe(error) if error else "time slice used")
+        if (progressed or not max_tries) and history:
+            self._wac_enqueue_history(eta=delay)
+        elif progressed or not max_tries:
+            self.with_delay(
+                channel=CHANNEL_WEBHOOK, priority=PRIORITY_WEBHOOK, eta=delay,
+                identity_key=PROCESS_IDENTITY_KEY % self.id,
+                description="WhatsApp webhook delivery %d (continued)" % self.id,
+            )._wac_process(continued=True)
+        elif tries + 1 < max_tries:
+            raise RetryableJobError(describe(error), seconds=delay) from error
+        else:
+            events._wac_enqueue(eta=delay)
 
     def _wac_split(self):
         """Create the delivery's events; on failure record why and return ``False``."""

@@ -7,7 +7,7 @@ from odoo.tools import SQL
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
-from ..const import CHANNEL_HISTORY, CHANNEL_WHATSAPP
+from ..const import CHANNEL_HISTORY, CHANNEL_WEBHOOK, PRIORITY_WEBHOOK
 from ..tools.wa_cloud import webhook, webhook_stream
 from ..tools.wa_cloud.errors import sanitize
 from .wac_webhook_delivery import STUCK_AFTER, no_live_job
@@ -27,10 +27,11 @@ EVENT_STATES = [
 REPROCESSABLE_STATES = ("failed", "partial", "pending", "unroutable")
 
 # History chunks of one sync share the same contacts: CHANNEL_HISTORY (capacity 1) imports them
-# one after the other. It is a subchannel of CHANNEL_WHATSAPP, whose queue orders jobs by priority
-# first: a chunk takes the next free slot before the waiting deliveries, which therefore can
-# delay it by one job at most, never by their backlog.
-HISTORY_PRIORITY = 5
+# one after the other. It is a subchannel of CHANNEL_WHATSAPP, whose queue orders jobs by
+# priority first: a chunk takes the next free slot before the waiting sends, and the
+# deliveries (in CHANNEL_WEBHOOK, as many at once as its capacity) can delay it by that many
+# jobs at most, never by their backlog.
+HISTORY_PRIORITY = PRIORITY_WEBHOOK
 # A conflict with another job is retried after about this many seconds times the try number,
 # jittered so that the jobs that collided do not collide again.
 RETRY_SECONDS = 5
@@ -136,8 +137,8 @@ class WacWebhookEvent(models.Model):
         for event in self.with_user(SUPERUSER_ID):
             history = event.field == "history"
             event.with_delay(
-                channel=CHANNEL_HISTORY if history else CHANNEL_WHATSAPP,
-                priority=HISTORY_PRIORITY if history else None, eta=eta,
+                channel=CHANNEL_HISTORY if history else CHANNEL_WEBHOOK,
+                priority=HISTORY_PRIORITY if history else PRIORITY_WEBHOOK, eta=eta,
                 identity_key="wac-event-%d" % event.id,
                 description="WhatsApp webhook event %s #%d" % (event.field, event.id),
             )._wac_job_process()
@@ -186,19 +187,6 @@ class WacWebhookEvent(models.Model):
     def _wac_retry_delay(self, tries):
         """Seconds before the next try: longer each time, jittered."""
         return round(RETRY_SECONDS * (tries + 1) * random.uniform(1.0, 2.0))
-
-    def _wac_process_safely(self):
-        """Process inline (inside the delivery's job); a conflict sends the event to a job of
-        its own, anything else is recorded on it."""
-        for event in self:
-            try:
-                with self.env.cr.savepoint():
-                    event._wac_process()
-            except Exception as error:  # job boundary: retried in a job, or recorded
-                if classify(error) == RETRY:
-                    event._wac_enqueue(eta=event._wac_retry_delay(0))
-                else:
-                    event._wac_record_failure(error)
 
     def _wac_record_failure(self, error, tries=None):
         """Mark the event failed with the reason; ``tries``: the conflict outlasted them."""
@@ -259,8 +247,14 @@ class WacWebhookEvent(models.Model):
              WHERE e.state = 'pending'
                AND e.write_date < now() at time zone 'UTC' - %(age)s
                AND %(no_live_job)s
+               AND %(no_live_delivery_job)s
+               AND %(no_live_history_job)s
              LIMIT 1000
-            """, age=STUCK_AFTER, no_live_job=no_live_job(SQL("'wac-event-' || e.id"))))
+            """, age=STUCK_AFTER, no_live_job=no_live_job(SQL("'wac-event-' || e.id")),
+            # A delivery's job finishes the changes that met another job's work, and its
+            # history job imports its history chunks.
+            no_live_delivery_job=no_live_job(SQL("'wac-delivery-' || e.delivery_id")),
+            no_live_history_job=no_live_job(SQL("'wac-delivery-history-' || e.delivery_id"))))
         abandoned = self.browse([row[0] for row in self.env.cr.fetchall()])
         reasons = self._wac_last_job_errors(["wac-event-%d" % event.id for event in abandoned])
         for event in abandoned:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import psycopg2
 
+from odoo.tools import SQL
+
 from ..tools.wa_cloud.errors import sanitize
 
 RETRY = "retry"
@@ -54,6 +56,19 @@ def classify(error):
         if constraint in _CREATED_MEANWHILE_KEYS:
             return RETRY
     return PERMANENT
+
+
+def lock_rows(cr, table, ids):
+    """Lock the rows ``ids`` of ``table`` for an update, in id order.
+
+    A row that another transaction changed after this one's snapshot raises a serialization
+    failure here, without the ERROR line that the ORM's logged update query would write: the
+    caller's event is then retried quietly (:data:`RETRY`). A row being changed waits for the
+    other transaction first.
+    """
+    if ids:
+        cr.execute(SQL("SELECT id FROM %s WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+                       SQL.identifier(table), list(ids)), log_exceptions=False)
 
 
 def describe(error):

@@ -32,3 +32,6 @@ from . import test_business_number_change
 from . import test_number_change_ui
 from . import test_media_download
 from . import test_send_number_change
+from . import test_webhook_channel
+from . import test_webhook_races
+from . import test_webhook_continue

@@ -8,7 +8,7 @@ from odoo.tools import mute_logger
 from odoo.addons.queue_job.exception import RetryableJobError
 from odoo.addons.queue_job.tests.common import trap_jobs
 
-from ..const import CHANNEL_HISTORY, CHANNEL_WHATSAPP
+from ..const import CHANNEL_HISTORY, CHANNEL_WEBHOOK, PRIORITY_WEBHOOK
 from ..models.wac_webhook_event import HISTORY_PRIORITY, RETRY_SECONDS
 from . import payloads as P
 from .common import WacHttpCase
@@ -146,7 +146,8 @@ class TestWebhookRecovery(WacHttpCase):
             delivery.action_reprocess()
             jobs = {job.recordset: job for job in trap.enqueued_jobs}
         self.assertEqual([(jobs[e].channel, jobs[e].priority) for e in events], [
-            (CHANNEL_WHATSAPP, 10), (CHANNEL_HISTORY, HISTORY_PRIORITY), (CHANNEL_WHATSAPP, 10)])
+            (CHANNEL_WEBHOOK, PRIORITY_WEBHOOK), (CHANNEL_HISTORY, HISTORY_PRIORITY),
+            (CHANNEL_WEBHOOK, PRIORITY_WEBHOOK)])
         self.assertEqual(delivery.state, "processing")
 
     # ------------------------------------------------------------------ the minute cron

@@ -1,0 +1,133 @@
+import threading
+from contextlib import closing
+
+from odoo import SUPERUSER_ID, api
+from odoo.tests import TransactionCase, tagged
+
+from ..models.wac_webhook_units import RETRY, classify
+from ..tools.wa_cloud.webhook import TemplateEvent
+
+NUMBER = "5511912340009"
+RACE_WABA = "990000000000009"
+QUALITY = "message_template_quality_update"
+
+
+def quality_event(template_id, quality):
+    """A template quality webhook as :func:`webhook.template_event` parses it."""
+    return TemplateEvent(field=QUALITY, event=None, template_id=template_id, name=None,
+                         language=None, reason=None, category=None, previous_quality=None,
+                         new_quality=quality, previous_category=None, new_category=None,
+                         raw={})
+
+
+@tagged("post_install", "-at_install")
+class TestWebhookRaces(TransactionCase):
+    """Two webhook jobs write the same new or existing row at once, each in a real transaction
+    (REPEATABLE READ, like Odoo's). The one that comes second fails quietly with an error
+    classified *retry*: no ERROR line from the query, and its retry finds the row there.
+
+    The fixtures are committed (another transaction must see them) and removed afterwards.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.company_id = self.env.ref("base.main_company").id
+        self.addCleanup(self.remove_committed)
+
+    def remove_committed(self):
+        with closing(self.registry.cursor()) as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            contacts = env["wac.contact"].with_context(active_test=False).search(
+                [("phone_key", "like", NUMBER[-8:])])
+            partners = contacts.partner_id
+            contacts.unlink()
+            partners.unlink()
+            env["wac.account"].search([("waba_id", "=", RACE_WABA)]).unlink()
+            cr.commit()  # pylint: disable=invalid-commit
+
+    def two_transactions(self):
+        """Two real transactions; the second one's snapshot is taken now, before the first
+        one writes anything."""
+        cursors = [self.registry.cursor() for _n in range(2)]
+        for cr in cursors:
+            self.addCleanup(cr.close)
+        first, second = (api.Environment(cr, SUPERUSER_ID, {}) for cr in cursors)
+        second.cr.execute("SELECT 1 FROM wac_contact LIMIT 1")
+        return first, second
+
+    def assert_retried_quietly(self, apply):
+        """``apply()`` raises an error classified *retry* and logs no ERROR from the query."""
+        with self.assertNoLogs("odoo.sql_db", "ERROR"), self.assertRaises(Exception) as caught:
+            apply()
+        self.assertEqual(classify(caught.exception), RETRY, caught.exception)
+
+    # ------------------------------------------------------------------ contacts
+
+    def resolve(self, env, name):
+        account = env["wac.account"].new({"company_id": self.company_id})
+        contacts = env["wac.contact"]._wac_resolve(account, [(NUMBER, None, name)], lock=True)
+        env.flush_all()
+        return contacts[NUMBER]
+
+    def test_contact_created_by_a_committed_job_is_there_on_retry(self):
+        first, second = self.two_transactions()
+        created = self.resolve(first, "First")
+        first.cr.commit()
+        self.assert_retried_quietly(lambda: self.resolve(second, "Second"))
+        second.cr.rollback()  # the job's retry: a new transaction
+        self.assertEqual(self.resolve(second, "Second"), created.with_env(second))
+        second.cr.commit()
+
+    def test_contact_created_by_a_running_job_waits_for_it(self):
+        """The second job waits for the first one's transaction instead of inserting a row
+        that the unique key then refuses with an ERROR line."""
+        first, second = self.two_transactions()
+        created = self.resolve(first, "First")
+        outcome = {}
+
+        def other_job():
+            try:
+                self.resolve(second, "Second")
+            except Exception as error:  # the outcome is asserted below
+                outcome["error"] = error
+
+        with self.assertNoLogs("odoo.sql_db", "ERROR"):
+            thread = threading.Thread(target=other_job)
+            thread.start()
+            thread.join(1.0)
+            self.assertTrue(thread.is_alive(), "the second job waits for the first one")
+            first.cr.commit()
+            thread.join(30)
+        self.assertEqual(classify(outcome.get("error")), RETRY, outcome)
+        second.cr.rollback()
+        self.assertEqual(self.resolve(second, "Second"), created.with_env(second))
+
+    # ------------------------------------------------------------------ templates
+
+    def test_template_row_updated_by_a_committed_job_is_retried_quietly(self):
+        with closing(self.registry.cursor()) as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            account = env["wac.account"].create({
+                "company_id": self.company_id, "waba_id": RACE_WABA,
+                "phone_number_id": "990000000000019", "display_phone_number": "+55 11 91234-0009"})
+            env["wac.template"].create({
+                "company_id": self.company_id, "account_id": account.id, "name": "race",
+                "language": "pt_BR", "meta_template_id": "race-template"})
+            cr.commit()  # pylint: disable=invalid-commit
+        first, second = self.two_transactions()
+
+        def apply(env, quality):
+            Template = env["wac.template"]
+            Template._wac_apply_event(env["wac.account"].browse(account.id),
+                                      quality_event("race-template", quality))
+            env.flush_all()
+
+        apply(first, "YELLOW")
+        first.cr.commit()
+        self.assert_retried_quietly(lambda: apply(second, "RED"))
+        second.cr.rollback()  # the retry
+        apply(second, "RED")
+        second.cr.commit()
+        second.invalidate_all()
+        template = second["wac.template"].search([("meta_template_id", "=", "race-template")])
+        self.assertEqual(template.quality_score, "RED")
