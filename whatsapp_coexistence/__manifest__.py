@@ -36,6 +36,7 @@
         "views/wac_webhook_analysis_views.xml",
         "wizards/wac_golive_override_views.xml",
         "views/whatsapp_coexistence_menus.xml",
+        "views/wac_conversation_views.xml",
     ],
     "demo": ["demo/wac_account_demo.xml"],
     "assets": {

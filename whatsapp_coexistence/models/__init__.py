@@ -30,3 +30,11 @@ from . import wac_attestation
 from . import wac_readiness
 from . import wac_overview
 from . import wac_account_console
+from . import wac_conversation
+from . import wac_conversation_notify
+from . import wac_conversation_send
+from . import wac_message_conversation
+from . import wac_account_conversation
+from . import res_partner_conversation
+from . import calendar_event_conversation
+from . import wac_contact_conversation

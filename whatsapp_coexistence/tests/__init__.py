@@ -23,3 +23,4 @@ from . import test_audit
 from . import test_console_ui
 from . import test_overview
 from . import test_demo
+from . import test_conversation

@@ -1,1 +1,2 @@
 from . import wac_golive_override
+from . import wac_conversation_reply
