@@ -11,7 +11,8 @@ class ResPartner(models.Model):
     wa_conversation_ids = fields.One2many("wac.conversation", "partner_id",
                                           string="WhatsApp conversations",
                                           groups=GROUP)
-    wa_conversation_count = fields.Integer(compute="_compute_wa_conversation_count",
+    wa_conversation_count = fields.Integer("WhatsApp conversation count",
+                                           compute="_compute_wa_conversation_count",
                                            groups=GROUP)
 
     def _compute_wa_conversation_count(self):

@@ -32,7 +32,8 @@ class WacConversation(models.Model):
     opted_out = fields.Boolean(related="contact_id.opted_out")
     window_expires_at = fields.Datetime(related="contact_id.window_expires_at",
                                         string="Service window ends")
-    window_open = fields.Boolean(compute="_compute_window_open", search="_search_window_open")
+    window_open = fields.Boolean("Window open", compute="_compute_window_open",
+                                 search="_search_window_open")
     message_ids_wac = fields.One2many("wac.message", "conversation_id", string="Thread",
                                       readonly=True)
     last_message_at = fields.Datetime(readonly=True, index=True)

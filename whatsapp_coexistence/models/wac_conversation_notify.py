@@ -18,7 +18,8 @@ class WacConversation(models.Model):
             return
         partners = self._wac_recipients().partner_id
         first = messages.sorted(lambda m: (m.message_at or fields.Datetime.now(), m.id))[0]
-        body = Markup("<p>%s</p><blockquote>%s</blockquote>") % (
+        # Not a <blockquote>: Discuss folds quotes behind "Read More".
+        body = Markup("<p>%s <b>%s</b></p>") % (
             self.env._("%(name)s wrote on WhatsApp (%(company)s):",
                        name=self.display_name, company=self.company_id.name),
             first.body or "[%s]" % (first.message_type or "?"))

@@ -24,3 +24,4 @@ from . import test_console_ui
 from . import test_overview
 from . import test_demo
 from . import test_conversation
+from . import test_conversation_ui
