@@ -5,7 +5,7 @@ from odoo.exceptions import UserError
 class CalendarEvent(models.Model):
     """The customer's WhatsApp thread, one click from the appointment."""
 
-    _inherit = "calendar.event"
+    _inherit = "calendar.event"  # pylint: disable=consider-merging-classes-inherited
 
     def action_wa_conversation(self):
         """Open the conversations of the appointment's customers in its sending company."""

@@ -6,7 +6,7 @@ GROUP = "whatsapp_coexistence.whatsapp_coexistence_group_user"
 class ResPartner(models.Model):
     """The WhatsApp conversations of a customer, one per company that talks to them."""
 
-    _inherit = "res.partner"
+    _inherit = "res.partner"  # pylint: disable=consider-merging-classes-inherited
 
     wa_conversation_ids = fields.One2many("wac.conversation", "partner_id",
                                           string="WhatsApp conversations",

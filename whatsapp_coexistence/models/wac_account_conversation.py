@@ -6,7 +6,7 @@ from .wac_conversation import NOTIFY_MODES
 class WacAccount(models.Model):
     """Who hears of the customers' messages of this company."""
 
-    _inherit = "wac.account"
+    _inherit = "wac.account"  # pylint: disable=consider-merging-classes-inherited
 
     conversation_notify = fields.Selection(
         NOTIFY_MODES, string="Notify inbound messages to", default="team", required=True,

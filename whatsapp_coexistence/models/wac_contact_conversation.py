@@ -4,7 +4,7 @@ from odoo import models
 class WacContact(models.Model):
     """The contact's conversation, one click away."""
 
-    _inherit = "wac.contact"
+    _inherit = "wac.contact"  # pylint: disable=consider-merging-classes-inherited
 
     def action_wa_conversation(self):
         self.ensure_one()

@@ -6,7 +6,7 @@ from odoo import fields, models
 class WacConversation(models.Model):
     """Who is told that a customer wrote, and how often."""
 
-    _inherit = "wac.conversation"
+    _inherit = "wac.conversation"  # pylint: disable=consider-merging-classes-inherited
 
     def _wac_notify_inbound(self, messages):
         """Post one inbox notification for a burst of inbound ``messages``: none while an

@@ -27,7 +27,7 @@ REPLY_KEY_PREFIX = "wacreply"
 class WacConversation(models.Model):
     """Send a person's reply (text or template) to the customer of a conversation."""
 
-    _inherit = "wac.conversation"
+    _inherit = "wac.conversation"  # pylint: disable=consider-merging-classes-inherited
 
     def _wac_reply_key(self, token):
         """The send key of one reply of the composer ``token``."""
