@@ -97,11 +97,15 @@ def odoo_server(dbname, port, workers=2, log_name="server", jobrunner=True):
         out.close()
 
 
-def wait_for_jobs(registry, channel="root.whatsapp", timeout=600, since_id=0):
-    """Wait until no due job of ``channel`` (id > since_id) is left to run.
+def wait_for_jobs(registry, channel=None, timeout=600, since_id=0):
+    """Wait until no due job of ``channel`` (id > since_id; the send channel by default) is
+    left to run.
 
     :returns: the ``(state, count)`` of those jobs at the end
     """
+    from odoo.addons.whatsapp_coexistence.const import CHANNEL_WHATSAPP
+
+    channel = channel or CHANNEL_WHATSAPP
     deadline = time.time() + timeout
     while True:
         with registry.cursor() as cr:

@@ -264,6 +264,8 @@ class FakeGraphProcess:
 def bench_send(dbname, port, throughput_jobs, capped_seconds, baseline_jobs, workers=2):
     odoo, registry = odoo_registry(dbname)
     api, SUPERUSER_ID = odoo.api, odoo.SUPERUSER_ID
+    from odoo.addons.whatsapp_coexistence.const import CHANNEL_WHATSAPP
+
     fake = FakeGraphProcess()
     try:
         with registry.cursor() as cr:
@@ -273,7 +275,7 @@ def bench_send(dbname, port, throughput_jobs, capped_seconds, baseline_jobs, wor
             ids = company.id, account.id, organizer.id, partners.ids
             # Baseline: trivial jobs through the same runner and channel.
             for _ in range(baseline_jobs):
-                env["ir.config_parameter"].with_delay(channel="root.whatsapp").get_param(
+                env["ir.config_parameter"].with_delay(channel=CHANNEL_WHATSAPP).get_param(
                     "web.base.url")
         log("tenant ready; %d baseline jobs queued" % baseline_jobs)
 

@@ -244,6 +244,11 @@ for account in env["wac.account"].search([], order="id"):
     result = account.action_test_connection()["params"]
     print("   Test connection, %s: %s" % (account.company_id.name, result["type"]))
     assert result["type"] == "success", result
+# The daily template sync (noupdate data) runs on the model that now holds it.
+cron = env.ref("whatsapp_coexistence.ir_cron_wac_template_sync")
+cron.method_direct_trigger()
+print("   template sync cron: %s, ran" % cron.model_id.model)
+assert cron.model_id.model == "wac.template", cron.model_id.model
 env.cr.commit()
 # The send job queued by the old version is run by the new one's job runner.
 for _ in range(240):

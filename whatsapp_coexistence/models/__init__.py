@@ -30,6 +30,8 @@ from . import wac_attestation
 from . import wac_readiness
 from . import wac_overview
 from . import wac_account_console
+from . import wac_account_automation
+from . import wac_account_history
 from . import wac_conversation
 from . import wac_conversation_notify
 from . import wac_conversation_send

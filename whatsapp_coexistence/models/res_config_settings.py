@@ -86,8 +86,7 @@ class ResConfigSettings(models.TransientModel):
                 self._wac_audit(self._fields[name].string, old, new)
         if self.wac_app_secret:
             had_secret = bool(params.get_param(PARAM_APP_SECRET))
-            params.set_param(
-                PARAM_APP_SECRET, self.env["wac.vault"]._encrypt(self.wac_app_secret.strip()))
+            self.env["wac.vault"]._store_app_secret(self.wac_app_secret.strip())
             self.wac_app_secret = False
             self._wac_audit(self._fields["wac_app_secret"].string,
                             SECRET_SET if had_secret else False,

@@ -1,8 +1,5 @@
-import json
 import logging
 import re
-
-from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
@@ -13,7 +10,6 @@ from ..const import (
     DEFAULT_GRAPH_BASE_URL,
     DEFAULT_GRAPH_VERSION,
     PARAM_APP_ID,
-    PARAM_APP_SECRET,
     PARAM_ES_CONFIG_ID,
     PARAM_GRAPH_BASE_URL,
     PARAM_GRAPH_VERSION,
@@ -22,10 +18,8 @@ from ..const import (
 )
 from ..tools.wa_cloud import errors as wa_errors
 from ..tools.wa_cloud import phone as wa_phone
-from ..tools.wa_cloud import template_library, webhook
+from ..tools.wa_cloud import webhook
 from ..tools.wa_cloud.client import GraphClient
-from ..tools.wa_cloud.template_params import fold, split_words
-from ..tools.wa_cloud.vault import mask
 from .wac_webhook_units import CONCURRENCY_ERRORS
 
 _logger = logging.getLogger(__name__)
@@ -36,8 +30,10 @@ _GRAPH_ID = re.compile(r"^\d{5,32}$")
 class WacAccount(models.Model):
     """The WhatsApp Business number of one company, in coexistence mode.
 
-    Exactly one account per company. The access token is write-only: it is encrypted by
-    ``wac.vault`` on write, and only :meth:`_wac_client` ever decrypts it.
+    Exactly one account per company. This file holds its connection, lifecycle and
+    readiness; its automation settings, history progress, health and console are extensions
+    in ``wac_account_*.py``. The access token is write-only: ``wac.vault`` encrypts it on
+    write, and only :meth:`_wac_client` has the vault decrypt it.
     """
 
     _name = "wac.account"
@@ -94,43 +90,6 @@ class WacAccount(models.Model):
         "numbers without a country code use the company's country.",
     )
 
-    # Automation settings (appointments) -------------------------------------------------------
-    reminder_offset_hours = fields.Float(
-        "Reminder before (hours)", default=24.0,
-        help="How long before an appointment its reminder goes.")
-    rate_limit_mps = fields.Float(
-        "Messages per second", default=20.0,
-        help="Cap on this number's automated messages. Coexistence numbers have a fixed "
-        "throughput of 20 messages per second at Meta (error 130429 beyond it).")
-    recipient_spacing_s = fields.Float(
-        "Seconds between two messages to one person", default=6.0,
-        help="Meta refuses bursts to the same person (pair rate limit, error 131056).")
-    recipient_daily_cap = fields.Integer(
-        "Messages per person per day", default=10,
-        help="Safety net: beyond it, automated messages to that person fail for a person to "
-        "look at. 0 = no cap.")
-    quiet_hours_start = fields.Float(
-        "Quiet hours from", default=21.0,
-        help="Reminders are not sent between these hours (company's local time); they wait "
-        "for the end. Equal hours mean no quiet hours.")
-    quiet_hours_end = fields.Float("Quiet hours until", default=8.0)
-    reply_confirm_words = fields.Char(
-        "Answers that confirm", required=True,
-        default="1, SIM, S, CONFIRMAR, CONFIRMO, CONFIRMAR PRESENÇA, CONFIRMAR NOVO HORÁRIO, "
-        "CONFIRM, YES",
-        help="A reply made of one of these words (comma-separated; case, accents and "
-        "punctuation ignored) confirms the appointment.")
-    reply_cancel_words = fields.Char(
-        "Answers that cancel", required=True,
-        default="2, NÃO, NAO, N, CANCELAR, CANCELAR HORÁRIO, DESMARCAR, CANCEL, "
-        "CANCEL APPOINTMENT, NO",
-        help="A reply made of one of these words declines the appointment.")
-    manual_message_text = fields.Text(
-        "Manual message",
-        help="Text of the WhatsApp (manual) button of appointments; empty means the default "
-        "text in the company's language (Portuguese or English). Placeholders: {name}, "
-        "{first_name}, {date}, {time}, {weekday}, {location}, {organizer}, {company}, {title}. "
-        "*bold* and _italics_ work in WhatsApp.")
     template_ids = fields.One2many("wac.template", "account_id", string="Templates")
     templates_synced_on = fields.Datetime(readonly=True, copy=False)
 
@@ -142,22 +101,6 @@ class WacAccount(models.Model):
     opt_in_keywords = fields.Char(
         default="START, VOLTAR, VOLTAR ENVIOS",
         help="A customer message made of one of these words opts the customer back in.")
-
-    # Coexistence synchronization --------------------------------------------------------------
-    # The history sync's progress is read from its chunks (wac.history.chunk), never written
-    # here: history jobs would otherwise all write this row, and each other's serialization
-    # failures (account updates, errors, sends write it too).
-    history_requested_on = fields.Datetime(readonly=True, copy=False)
-    history_state = fields.Selection(
-        [("none", "Not requested"), ("requested", "Requested"), ("importing", "Importing"),
-         ("done", "Complete"), ("declined", "Declined by the business")],
-        compute="_compute_history", inverse="_inverse_history_state", readonly=True)
-    history_phase = fields.Integer(compute="_compute_history")
-    history_progress = fields.Integer("History progress (%)", compute="_compute_history")
-    history_chunks = fields.Integer("History chunks received", compute="_compute_history")
-    history_messages = fields.Integer("History messages imported",
-                                      compute="_compute_history")
-    history_chunk_ids = fields.One2many("wac.history.chunk", "account_id", readonly=True)
 
     # Health -----------------------------------------------------------------------------------
     last_check_on = fields.Datetime("Last test", readonly=True, copy=False)
@@ -264,83 +207,48 @@ class WacAccount(models.Model):
         }
 
     # ------------------------------------------------------------
-    # SECRETS: the only places that touch the ciphertext
+    # SECRETS: kept by wac.vault; these are the account's two doors to it
     # ------------------------------------------------------------
 
     def _wac_set_token(self, token):
-        """Encrypt and store ``token``; log who replaced it, never the token itself."""
+        """Have the vault store ``token``; log who replaced it, never the token itself."""
         self.ensure_one()
-        hint = mask(token)
         self.env["wac.audit.log"]._wac_log(
             self, "change", self.env._("Access token"),
             old="set" if self.token_set_on else False,
             new="replaced" if self.token_set_on else "set")
-        self.sudo().write({
-            "access_token_enc": self.env["wac.vault"]._encrypt(token),
-            "token_set_on": fields.Datetime.now(),
-            "token_set_by": self.env.uid,
-            "token_hint": hint,
-        })
+        hint = self.env["wac.vault"]._store_account_token(self, token)
         self._message_log(body=self.env._("Access token replaced (ends with %s).", hint))
 
     def _wac_client(self):
         """Return a Graph client authenticated as this company's business.
 
-        This is the only method that decrypts an access token.
+        The only caller of the vault's token decryption.
 
         :raises UserError: when no token is stored yet
         """
         self.ensure_one()
-        ciphertext = self.sudo().access_token_enc
-        if not ciphertext:
+        access_token = self.env["wac.vault"]._account_token(self)
+        if not access_token:
             raise UserError(self.env._(
                 "%(company)s has no WhatsApp access token yet. Connect the number with "
                 "Embedded Signup or paste a System User token in the account.",
                 company=self.company_id.name))
-        return self._wac_graph_client(
-            access_token=self.env["wac.vault"]._decrypt_cached(ciphertext))
+        return self._wac_graph_client(access_token=access_token)
 
     @api.model
     def _wac_graph_client(self, access_token=None):
         """A client configured with the installation settings (version, base URL, app)."""
         params = self.env["ir.config_parameter"].sudo()
-        app_secret = self.env["wac.vault"]._decrypt_cached(params.get_param(PARAM_APP_SECRET))
         return GraphClient(
             access_token,
             version=params.get_param(PARAM_GRAPH_VERSION) or DEFAULT_GRAPH_VERSION,
             base_url=params.get_param(PARAM_GRAPH_BASE_URL) or DEFAULT_GRAPH_BASE_URL,
             app_id=params.get_param(PARAM_APP_ID) or None,
-            app_secret=app_secret or None,
+            app_secret=self.env["wac.vault"]._app_secret() or None,
             # A single number: Odoo's test harness (and some proxies) reject (connect, read) tuples.
             timeout=float(params.get_param(PARAM_PREFIX + "graph_timeout") or 20),
         )
-
-    @api.model
-    def _wac_app_secret(self):
-        """The decrypted App Secret, or ``False``; used to check webhook signatures."""
-        params = self.env["ir.config_parameter"].sudo()
-        return self.env["wac.vault"]._decrypt_cached(params.get_param(PARAM_APP_SECRET))
-
-    @api.model
-    def _wac_rotate_encryption(self):
-        """Re-encrypt every stored secret under the current primary key.
-
-        Put the new key first in ``wa_coexistence_keys`` (keep the old ones after it), run
-        ``env["wac.account"]._wac_rotate_encryption()`` from ``odoo shell`` and commit; the old
-        keys can then be removed. Returns the number of secrets re-encrypted.
-        """
-        vault = self.env["wac.vault"]
-        count = 0
-        for account in self.sudo().with_context(active_test=False).search(
-                [("access_token_enc", "!=", False)]):
-            account.access_token_enc = vault._rotate(account.access_token_enc)
-            count += 1
-        params = self.env["ir.config_parameter"].sudo()
-        if params.get_param(PARAM_APP_SECRET):
-            params.set_param(PARAM_APP_SECRET, vault._rotate(params.get_param(PARAM_APP_SECRET)))
-            count += 1
-        _logger.info("Re-encrypted %d WhatsApp Coexistence secret(s) under the primary key.", count)
-        return count
 
     # ------------------------------------------------------------
     # ACTIONS
@@ -403,8 +311,7 @@ class WacAccount(models.Model):
             "state": "disconnected", "waba_id": self.waba_id,
             "phone_number_id": self.phone_number_id, "steps": note,
             "finished_at": fields.Datetime.now()})
-        self.sudo().write({"access_token_enc": False, "token_set_on": False,
-                           "token_set_by": False, "token_hint": False})
+        self.env["wac.vault"]._forget_account_token(self)
         self.write({"state": "disconnected", "state_reason": note, "last_check_ok": False})
         self.message_post(body=note, subtype_xmlid="mail.mt_note")
         self.env["wac.audit.log"]._wac_log(self, "disconnect", self.env._("Disconnect"),
@@ -473,7 +380,7 @@ class WacAccount(models.Model):
         params.set_param(PARAM_GRAPH_BASE_URL, base_url)
         params.set_param(PARAM_APP_ID, app_id)
         params.set_param(PARAM_ES_CONFIG_ID, "sandbox")
-        params.set_param(PARAM_APP_SECRET, self.env["wac.vault"]._encrypt(app_secret))
+        self.env["wac.vault"]._store_app_secret(app_secret)
         for account_id, token in tokens.items():
             self.browse(account_id)._wac_set_token(token)
 
@@ -538,169 +445,14 @@ class WacAccount(models.Model):
             _logger.debug("Last error of %s written by another job meanwhile.", self.display_name)
         self.invalidate_recordset(["last_error"])
 
-    def _wac_apply_consent_keywords(self, contact, text):
-        """Opt a contact out (or back in) when the whole message is one of the keywords."""
-        self.ensure_one()
-        word = fold(text)
-        if not word:
-            return
-        if word in split_words(self.opt_out_keywords):
-            contact._wac_set_opt_out(True, self.env._("keyword %s", text.strip()))
-        elif word in split_words(self.opt_in_keywords):
-            contact._wac_set_opt_out(False, self.env._("keyword %s", text.strip()))
-
-    @api.depends("history_requested_on", "history_chunk_ids.phase",
-                 "history_chunk_ids.progress", "history_chunk_ids.message_count",
-                 "history_chunk_ids.declined")
-    def _compute_history(self):
-        stats = {account: rest for account, *rest in
-                 self.env["wac.history.chunk"].sudo()._read_group(
-                     [("account_id", "in", self.ids)], ["account_id"],
-                     ["__count", "phase:max", "progress:max", "message_count:sum",
-                      "declined:bool_or"])}
-        for account in self:
-            chunks, phase, progress, messages, declined = stats.get(
-                account, (0, 0, 0, 0, False))
-            if declined:
-                state = "declined"
-            elif chunks:
-                state = "done" if progress >= 100 else "importing"
-            else:
-                state = "requested" if account.history_requested_on else "none"
-            account.update({"history_state": state, "history_chunks": chunks,
-                            "history_phase": phase or 0, "history_progress": progress or 0,
-                            "history_messages": messages or 0})
-
-    def _inverse_history_state(self):
-        # Onboarding says when the sync was requested; the rest comes from the chunks.
-        for account in self.filtered(lambda a: a.history_state == "requested"):
-            account.history_requested_on = fields.Datetime.now()
-
     # ------------------------------------------------------------
-    # APPOINTMENT AUTOMATION
+    # TEMPLATES (kept by wac.template)
     # ------------------------------------------------------------
-
-    @api.constrains("quiet_hours_start", "quiet_hours_end", "rate_limit_mps",
-                    "recipient_spacing_s", "reminder_offset_hours", "recipient_daily_cap")
-    def _check_automation_settings(self):
-        for account in self:
-            if not (0 <= account.quiet_hours_start <= 24 and 0 <= account.quiet_hours_end <= 24):
-                raise ValidationError(self.env._("Quiet hours are between 0 and 24."))
-            if account.rate_limit_mps < 0 or account.recipient_spacing_s < 0 \
-                    or account.reminder_offset_hours < 0 or account.recipient_daily_cap < 0:
-                raise ValidationError(self.env._(
-                    "Rates, spacings, offsets and caps cannot be negative."))
-
-    @api.constrains("automation_mode", "pilot_allowlist")
-    def _check_hello_world_mappings(self):
-        Mapping = self.env["wac.template.mapping"].sudo()
-        for account in self.filtered(
-                lambda a: a.automation_mode == "enabled" and not a.pilot_allowlist):
-            if Mapping.search_count([("template_id.account_id", "=", account.id),
-                                     ("template_id.name", "=", "hello_world")]):
-                raise ValidationError(self.env._(
-                    "hello_world is Meta's sample template: a company that maps it can only "
-                    "enable automation with a pilot allowlist. Map an appointment template "
-                    "instead, or fill the allowlist."))
-
-    @api.model
-    def _wac_default_manual_text(self, lang=None):
-        """The default text of the manual wa.me message, in Portuguese or English."""
-        if (lang or "").startswith("pt"):
-            return ("Olá, *{first_name}*! 👋\n\n"
-                    "Seu horário com a equipe *{company}*:\n"
-                    "📅 {date}\n"
-                    "🕒 {time}\n"
-                    "📍 {location}\n\n"
-                    "Responda com o número da opção:\n"
-                    "1 - Confirmar\n"
-                    "2 - Cancelar")
-        return ("Hello *{first_name}*! 👋\n\n"
-                "Your appointment with *{company}*:\n"
-                "📅 {date}\n"
-                "🕒 {time}\n"
-                "📍 {location}\n\n"
-                "Reply with the number of your choice:\n"
-                "1 - Confirm\n"
-                "2 - Cancel")
-
-    def action_load_default_manual_text(self):
-        """Fill the manual message with the default text, in the company's language, to edit."""
-        for account in self:
-            account.manual_message_text = account._wac_default_manual_text(
-                account.company_id.partner_id.lang)
 
     def action_sync_templates(self):
-        """Bring this company's templates in line with its WABA (all pages)."""
-        self.ensure_one()
-        try:
-            created, updated, deleted = self.env["wac.template"]._wac_sync_account(self)
-        except wa_errors.WaCloudError as error:
-            return self._wac_notify(self._wac_record_error(error), "danger")
-        self.templates_synced_on = fields.Datetime.now()
-        return self._wac_notify(self.env._(
-            "Templates synced: %(created)s new, %(updated)s updated, %(deleted)s no longer at "
-            "Meta.", created=created, updated=updated, deleted=deleted), "success")
-
-    @api.model
-    def _wac_cron_sync_templates(self):
-        """Daily: sync the templates of every connected account; one failure stops nothing."""
-        for account in self.search([("state", "=", "connected"), ("waba_id", "!=", False)]):
-            try:
-                self.env["wac.template"]._wac_sync_account(account)
-                account.templates_synced_on = fields.Datetime.now()
-            except (wa_errors.WaCloudError, UserError) as error:
-                _logger.warning("Template sync of %s failed: %s", account.display_name, error)
-                account.last_error = wa_errors.sanitize(str(error))
+        """The form's *Sync templates* button (the sync lives in ``wac.template``)."""
+        return self.env["wac.template"]._wac_sync_for_user(self)
 
     def action_create_appointment_templates(self):
-        """Submit the ready-made appointment templates (UTILITY; confirmation, reminder,
-        reschedule, cancellation; pt_BR and en_US) to this company's WABA.
-
-        Idempotent: a template this WABA already has (same name and language) is skipped.
-        Each template's outcome is reported on its own line; their approval then arrives by
-        webhook or sync, and approved ones are mapped automatically.
-        """
-        self.ensure_one()
-        if not self.waba_id:
-            raise UserError(self.env._("Fill in the WhatsApp Business Account ID first."))
-        Template = self.env["wac.template"]
-        try:
-            Template._wac_sync_account(self)
-        except wa_errors.WaCloudError as error:
-            return self._wac_notify(self._wac_record_error(error), "danger")
-        existing = {(t.name, t.language): t for t in self.template_ids}
-        client = self._wac_client()
-        lines, failed = [], 0
-        for kind, lang in template_library.entries():
-            payload = template_library.creation_payload(kind, lang)
-            key = (payload["name"], lang)
-            if key in existing:
-                lines.append(self.env._("%(name)s (%(lang)s): already in the WABA (%(status)s)",
-                                        name=key[0], lang=lang,
-                                        status=existing[key].status or "?"))
-                continue
-            try:
-                answer = client.create_template(self.waba_id, payload)
-            except wa_errors.WaCloudError as error:
-                failed += 1
-                lines.append(self.env._("%(name)s (%(lang)s): refused: %(error)s",
-                                        name=key[0], lang=lang, error=str(error)))
-                continue
-            Template.create({
-                "company_id": self.company_id.id, "account_id": self.id, "name": key[0],
-                "language": lang, "meta_template_id": str(answer.get("id") or "") or False,
-                "status": answer.get("status") if answer.get("status") in dict(
-                    Template._fields["status"].selection) else "PENDING",
-                "category": answer.get("category") or "UTILITY",
-                "parameter_format": "NAMED",
-                "components": json.dumps(payload["components"], ensure_ascii=False,
-                                         sort_keys=True),
-            })
-            lines.append(self.env._("%(name)s (%(lang)s): submitted for approval",
-                                    name=key[0], lang=lang))
-        self.message_post(body=Markup("<p>%s</p><ul>%s</ul>") % (
-            self.env._("Appointment templates"),
-            Markup("").join(Markup("<li>%s</li>") % line for line in lines)),
-            subtype_xmlid="mail.mt_note")
-        return self._wac_notify("\n".join(lines), "warning" if failed else "success")
+        """The form's *Create appointment templates* button (see ``wac.template``)."""
+        return self.env["wac.template"]._wac_create_library(self)

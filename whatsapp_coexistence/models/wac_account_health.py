@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from ..const import PARAM_APP_ID
+from ..const import CHANNEL_WHATSAPP, PARAM_APP_ID
 from ..tools.wa_cloud import errors as wa_errors
 from ..tools.wa_cloud import health as wa_health
 
@@ -25,7 +25,7 @@ class WacAccount(models.Model):
     over every watched account)."""
 
     # Apart from the console's extension (wac_account_console.py): health checks and alerts
-    # are a concern of their own, and wac_account.py is already the largest model file.
+    # are a concern of their own; wac_account.py holds the connection and its lifecycle.
     _inherit = "wac.account"  # pylint: disable=consider-merging-classes-inherited
 
     # What the last health check read from Meta --------------------------------------------
@@ -135,7 +135,7 @@ class WacAccount(models.Model):
                 "yes" if client.is_app_subscribed(self.waba_id, app_id) else "no"}
 
     def _wac_read_token(self, client):
-        if not (client.app_id and client.has_token) or not self._wac_app_secret():
+        if not (client.app_id and client.has_token) or not self.env["wac.vault"]._app_secret():
             return {}
         token = client.debug_token()
         expires = (datetime.fromtimestamp(token.expires_at, UTC).replace(tzinfo=None)
@@ -288,10 +288,10 @@ class WacAccount(models.Model):
               FROM wac_account a
               JOIN queue_job j ON j.company_id = a.company_id
              WHERE a.id IN %(ids)s AND j.state IN ('pending', 'enqueued')
-               AND j.channel LIKE 'root.whatsapp%%'
+               AND j.channel LIKE %(channels)s
                AND j.date_created < %(now)s - a.alert_job_wait_minutes * interval '1 minute'
              GROUP BY a.id
-        """, {"ids": tuple(self.ids), "now": now})
+        """, {"ids": tuple(self.ids), "now": now, "channels": CHANNEL_WHATSAPP + "%"})
         return {account_id: self.env._(
             "%(count)s WhatsApp jobs are waiting since %(since)s: is the job runner running?",
             count=count, since=fields.Datetime.to_string(since)[:16])

@@ -3,6 +3,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 
 from ..tools.wa_cloud import phone as wa_phone
+from ..tools.wa_cloud.template_params import fold, split_words
 
 # Meta's customer service window (reference §4.4).
 SERVICE_WINDOW = timedelta(hours=24)
@@ -80,7 +81,6 @@ class WacContact(models.Model):
         :return: dict ``{wa_id_or_number or bsuid: wac.contact}``
         """
         company = account.company_id
-        region = company.country_id.code
         wanted = {}
         for number, bsuid, name in identities:
             key = (wa_phone.canonical(number) if number else None) or None
@@ -88,16 +88,9 @@ class WacContact(models.Model):
                 wanted[number or bsuid] = (key, bsuid, name, number)
         if not wanted:
             return {}
-        keys = [v[0] for v in wanted.values() if v[0]]
-        bsuids = [v[1] for v in wanted.values() if v[1]]
-        existing = self.with_context(active_test=False).search([
-            ("company_id", "=", company.id),
-            "|", ("phone_key", "in", keys), ("bsuid", "in", bsuids),
-        ])
-        if lock and existing:
-            self.env.cr.execute(
-                "SELECT id FROM wac_contact WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
-                [existing.ids], log_exceptions=False)
+        existing = self._wac_find_existing(
+            company, [v[0] for v in wanted.values() if v[0]],
+            [v[1] for v in wanted.values() if v[1]], lock)
         by_key = {c.phone_key: c for c in existing if c.phone_key}
         by_bsuid = {c.bsuid: c for c in existing if c.bsuid}
         result, to_create = {}, {}
@@ -109,26 +102,50 @@ class WacContact(models.Model):
             else:
                 to_create.setdefault(key or bsuid, (ref, key, bsuid, name, number))
         if to_create:
-            owners = dict(partners or {})
-            unknown = [item for item in to_create.values() if item[0] not in owners]
-            if unknown:
-                owners.update(self._wac_find_or_create_partners(company, region, unknown))
-            created = self.create([{
-                "company_id": company.id,
-                "partner_id": owners[ref].id,
-                "wa_id": number if number and not wa_phone.is_bsuid(number) else False,
-                "phone_key": key,
-                "e164": wa_phone.normalize(number, region) if number else False,
-                "bsuid": bsuid,
-                "profile_name": name,
-            } for ref, key, bsuid, name, number in to_create.values()])
-            for contact, (ref, *_rest) in zip(created, to_create.values()):
-                result[ref] = contact
+            result.update(self._wac_create_identities(company, to_create.values(), partners))
         for ref, (key, bsuid, _name, _number) in wanted.items():
             if ref not in result:  # a second variant of a contact created above
                 result[ref] = next(c for c in result.values()
                                    if (key and c.phone_key == key) or (bsuid and c.bsuid == bsuid))
         return result
+
+    @api.model
+    def _wac_find_existing(self, company, keys, bsuids, lock):
+        """The contacts of ``company`` with one of these phone keys or BSUIDs, archived ones
+        included; locked (see :meth:`_wac_resolve`) when ``lock``."""
+        existing = self.with_context(active_test=False).search([
+            ("company_id", "=", company.id),
+            "|", ("phone_key", "in", keys), ("bsuid", "in", bsuids),
+        ])
+        if lock and existing:
+            self.env.cr.execute(
+                "SELECT id FROM wac_contact WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+                [existing.ids], log_exceptions=False)
+        return existing
+
+    @api.model
+    def _wac_create_identities(self, company, items, partners=None):
+        """Create one contact per ``(ref, key, bsuid, name, number)`` of ``items``, owned by
+        the partner ``partners`` names for ``ref``, else one found by number or created.
+
+        :return: dict ``{ref: wac.contact}``
+        """
+        items = list(items)
+        region = company.country_id.code
+        owners = dict(partners or {})
+        unknown = [item for item in items if item[0] not in owners]
+        if unknown:
+            owners.update(self._wac_find_or_create_partners(company, region, unknown))
+        created = self.create([{
+            "company_id": company.id,
+            "partner_id": owners[ref].id,
+            "wa_id": number if number and not wa_phone.is_bsuid(number) else False,
+            "phone_key": key,
+            "e164": wa_phone.normalize(number, region) if number else False,
+            "bsuid": bsuid,
+            "profile_name": name,
+        } for ref, key, bsuid, name, number in items])
+        return {ref: contact for contact, (ref, *_rest) in zip(created, items)}
 
     def _wac_refresh_identity(self, number, bsuid, name):
         vals = {}
@@ -195,6 +212,18 @@ class WacContact(models.Model):
                     company=contact.company_id.name,
                     action=self.env._("opted out") if opted_out else self.env._("opted in again"),
                     reason=reason))
+
+    def _wac_apply_consent_keywords(self, account, text):
+        """Opt this contact out (or back in) when the whole message ``text`` is one of the
+        keywords of ``account``; case, accents and punctuation are folded away as for replies."""
+        self.ensure_one()
+        word = fold(text)
+        if not word:
+            return
+        if word in split_words(account.opt_out_keywords):
+            self._wac_set_opt_out(True, self.env._("keyword %s", text.strip()))
+        elif word in split_words(account.opt_in_keywords):
+            self._wac_set_opt_out(False, self.env._("keyword %s", text.strip()))
 
     # ------------------------------------------------------------
     # WEBHOOK HANDLERS

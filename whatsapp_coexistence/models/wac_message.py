@@ -273,7 +273,7 @@ class WacMessage(models.Model):
             # A tapped button is an answer to that message (e.g. "Cancelar horário"), never an
             # opt-out, whatever its label.
             if not message.button_payload:
-                account._wac_apply_consent_keywords(contact, message.body)
+                contact._wac_apply_consent_keywords(account, message.body)
             message._wac_post_on_partner()
         messages._wac_on_inbound()
         return messages

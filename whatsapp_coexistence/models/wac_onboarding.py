@@ -109,6 +109,12 @@ class WacOnboarding(models.Model):
                                 company=account.company_id.name)
 
     def _wac_run(self, account, code):
+        """Finish the signup of ``account`` with Meta's ``code``: token, number, webhooks,
+        and for a coexistence number the contacts and history syncs; each step is logged.
+
+        :raises WaCloudError: when Meta refuses a step
+        :raises UserError: when Meta's answer lacks what the next step needs
+        """
         if not code:
             raise UserError(self.env._("Meta did not hand over a code. Start the signup again."))
         if not self.waba_id:
@@ -121,15 +127,7 @@ class WacOnboarding(models.Model):
         client = account._wac_graph_client(access_token=token)
         # 2. Coexistence completions often carry only the WABA id (reference §3.2).
         if not self.phone_number_id:
-            numbers = client.list_phone_numbers(self.waba_id)
-            if not numbers:
-                raise UserError(self.env._("This WABA has no phone number yet."))
-            wanted = account.display_phone_number and "".join(
-                c for c in account.display_phone_number if c.isdigit())
-            match = next((n for n in numbers if wanted and "".join(
-                c for c in n.get("display_phone_number", "") if c.isdigit()) == wanted), None)
-            self.phone_number_id = (match or numbers[0])["id"]
-            self._wac_step("phone number %s found in the WABA" % self.phone_number_id)
+            self._wac_pick_phone_number(account, client)
         info = client.get_phone_number(self.phone_number_id)
         self.coexistence = self.coexistence or bool(info.get("is_on_biz_app"))
         # 3. Webhooks only arrive once the app is subscribed to the customer's WABA.
@@ -149,22 +147,36 @@ class WacOnboarding(models.Model):
         })
         account.with_user(self.user_id)._wac_set_token(token)
         if self.coexistence:
-            # 4. Coexistence: the number is registered in the Business App, so no /register.
-            # Contacts first, then history, within 24 hours and once each (reference §3.4).
-            self._wac_step("coexistence number: registration skipped")
-            self.contacts_request_id = client.request_smb_app_data(
-                self.phone_number_id, "smb_app_state_sync")
-            self._wac_step("contacts sync requested (%s)" % self.contacts_request_id)
-            self.history_request_id = client.request_smb_app_data(
-                self.phone_number_id, "history")
-            self._wac_step("history sync requested (%s)" % self.history_request_id)
-            account.history_state = "requested"
+            self._wac_request_app_data(account, client)
         self.write({"state": "connected", "finished_at": fields.Datetime.now()})
         account.message_post(body=self.env._(
             "Connected with Embedded Signup by %(user)s: WABA %(waba)s, number %(number)s%(coex)s.",
             user=self.user_id.name, waba=self.waba_id, number=account.display_phone_number,
             coex=self.env._(" (coexistence with the Business App)") if self.coexistence else ""),
             subtype_xmlid="mail.mt_note")
+
+    def _wac_pick_phone_number(self, account, client):
+        """The WABA's number that the account names (by its digits), else its first one."""
+        numbers = client.list_phone_numbers(self.waba_id)
+        if not numbers:
+            raise UserError(self.env._("This WABA has no phone number yet."))
+        wanted = account.display_phone_number and "".join(
+            c for c in account.display_phone_number if c.isdigit())
+        match = next((n for n in numbers if wanted and "".join(
+            c for c in n.get("display_phone_number", "") if c.isdigit()) == wanted), None)
+        self.phone_number_id = (match or numbers[0])["id"]
+        self._wac_step("phone number %s found in the WABA" % self.phone_number_id)
+
+    def _wac_request_app_data(self, account, client):
+        """4. Coexistence: the number is registered in the Business App, so no /register.
+        Contacts first, then history, within 24 hours and once each (reference §3.4)."""
+        self._wac_step("coexistence number: registration skipped")
+        self.contacts_request_id = client.request_smb_app_data(
+            self.phone_number_id, "smb_app_state_sync")
+        self._wac_step("contacts sync requested (%s)" % self.contacts_request_id)
+        self.history_request_id = client.request_smb_app_data(self.phone_number_id, "history")
+        self._wac_step("history sync requested (%s)" % self.history_request_id)
+        account.history_state = "requested"
 
     def _wac_step(self, text):
         self.steps = "%s%s %s\n" % (self.steps or "", fields.Datetime.now(), text)

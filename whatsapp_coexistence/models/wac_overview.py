@@ -10,6 +10,8 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.osv import expression
 
+from ..const import CHANNEL_WHATSAPP
+
 # Meta accepted it: everything after "accepted" in the funnel sent → delivered → read.
 SENT_STATUSES = ("accepted", "held_for_quality_assessment", "sent", "delivered", "read",
                  "played")
@@ -82,7 +84,7 @@ class WacOverview(models.AbstractModel):
         company = [("company_id", "in", companies.ids)]
         if figure == "jobs":
             return expression.AND([company, [("state", "in", JOB_WAITING_STATES),
-                                             ("channel", "=like", "root.whatsapp%")]])
+                                             ("channel", "=like", CHANNEL_WHATSAPP + "%")]])
         if figure == "uncertain":
             return expression.AND([company, [
                 ("direction", "=", "out"), "|", ("wa_attempt_open", "=", True),

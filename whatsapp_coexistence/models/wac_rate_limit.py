@@ -91,6 +91,30 @@ class Slot(NamedTuple):
     slot: float | None
 
 
+def _lock_buckets(cr, limits):
+    """Lock the bucket rows of ``limits`` (sorted by key), creating the missing ones.
+
+    :returns: ``{key: (tat, recent)}``
+    """
+    keys = [limit.key for limit in limits]
+    lock = ("SELECT key, tat, recent FROM wac_rate_bucket WHERE key = ANY(%s) ORDER BY key"
+            " FOR UPDATE")
+    cr.execute(lock, (keys,))
+    rows = {key: (tat, recent) for key, tat, recent in cr.fetchall()}
+    if len(rows) < len(keys):  # a first message under a key: its row, then every lock
+        cr.execute(
+            """
+            INSERT INTO wac_rate_bucket (key, company_id)
+            SELECT k, c FROM unnest(%s::varchar[], %s::int[]) AS t(k, c)
+            ON CONFLICT (key) DO NOTHING
+            """,
+            ([limit.key for limit in limits if limit.key not in rows],
+             [limit.company_id for limit in limits if limit.key not in rows]))
+        cr.execute(lock, (keys,))
+        rows = {key: (tat, recent) for key, tat, recent in cr.fetchall()}
+    return rows
+
+
 def reserve_slot(cr, limits, max_wait, commit=True):
     """Reserve a sending slot on ``cr`` and commit it; the core of :class:`WacRateBucket`.
 
@@ -114,21 +138,7 @@ def reserve_slot(cr, limits, max_wait, commit=True):
         return Slot(True, 0.0, None)
     _read_committed(cr)
     keys = [limit.key for limit in limits]
-    lock = ("SELECT key, tat, recent FROM wac_rate_bucket WHERE key = ANY(%s) ORDER BY key"
-            " FOR UPDATE")
-    cr.execute(lock, (keys,))
-    rows = {key: (tat, recent) for key, tat, recent in cr.fetchall()}
-    if len(rows) < len(keys):  # a first message under a key: its row, then every lock
-        cr.execute(
-            """
-            INSERT INTO wac_rate_bucket (key, company_id)
-            SELECT k, c FROM unnest(%s::varchar[], %s::int[]) AS t(k, c)
-            ON CONFLICT (key) DO NOTHING
-            """,
-            ([limit.key for limit in limits if limit.key not in rows],
-             [limit.company_id for limit in limits if limit.key not in rows]))
-        cr.execute(lock, (keys,))
-        rows = {key: (tat, recent) for key, tat, recent in cr.fetchall()}
+    rows = _lock_buckets(cr, limits)
     # The clock is read once the locks are granted: a worker that waited for another one's
     # reservation must not plan from the moment it started waiting.
     cr.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")

@@ -13,6 +13,7 @@ from markupsafe import Markup
 from odoo import api, fields, models
 
 from ..const import (
+    CHANNEL_WHATSAPP,
     PARAM_APP_ID,
     PARAM_ES_CONFIG_ID,
 )
@@ -148,7 +149,7 @@ class WacReadiness(models.AbstractModel):
         """``(ok, hint)`` of the App Secret: set, and readable with the configured keys."""
         _ = self.env._
         try:
-            readable = bool(self.env["wac.account"]._wac_app_secret())
+            readable = bool(self.env["wac.vault"]._app_secret())
         except VaultError:
             return (False, _(
                 "The App Secret cannot be decrypted: the encryption keys changed since it was "
@@ -211,7 +212,8 @@ class WacReadiness(models.AbstractModel):
             (account.recipient_daily_cap > 0, _("Set a daily cap per person.")),
             (self.env.ref("whatsapp_coexistence.queue_job_channel_whatsapp",
                           raise_if_not_found=False),
-             _("The job channel root.whatsapp is missing: update the addon.")),
+             _("The job channel %(channel)s is missing: update the addon.",
+               channel=CHANNEL_WHATSAPP)),
         ]
         return [hint for ok, hint in checks if not ok]
 

@@ -2,6 +2,8 @@ import functools
 import json
 import logging
 
+from markupsafe import Markup
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
@@ -284,11 +286,98 @@ class WacTemplate(models.Model):
         if not account:
             raise UserError(self.env._(
                 "%(company)s has no WhatsApp account yet.", company=self.env.company.name))
-        return account.action_create_appointment_templates()
+        return self._wac_create_library(account)
+
+    @api.model
+    def _wac_sync_for_user(self, account):
+        """Sync ``account`` for a person who asked (its *Sync templates* button): remember when,
+        and tell them how it went."""
+        account.ensure_one()
+        try:
+            created, updated, deleted = self._wac_sync_account(account)
+        except wa_errors.WaCloudError as error:
+            return account._wac_notify(account._wac_record_error(error), "danger")
+        account.templates_synced_on = fields.Datetime.now()
+        return account._wac_notify(self.env._(
+            "Templates synced: %(created)s new, %(updated)s updated, %(deleted)s no longer at "
+            "Meta.", created=created, updated=updated, deleted=deleted), "success")
+
+    @api.model
+    def _wac_cron_sync_templates(self):
+        """Daily: sync the templates of every connected account; one failure stops nothing."""
+        for account in self.env["wac.account"].search(
+                [("state", "=", "connected"), ("waba_id", "!=", False)]):
+            try:
+                self._wac_sync_account(account)
+                account.templates_synced_on = fields.Datetime.now()
+            except (wa_errors.WaCloudError, UserError) as error:
+                _logger.warning("Template sync of %s failed: %s", account.display_name, error)
+                account.last_error = wa_errors.sanitize(str(error))
 
     # ------------------------------------------------------------
     # LIBRARY
     # ------------------------------------------------------------
+
+    @api.model
+    def _wac_create_library(self, account):
+        """Submit the ready-made appointment templates (UTILITY; confirmation, reminder,
+        reschedule, cancellation; pt_BR and en_US) to the WABA of ``account``.
+
+        Idempotent: a template this WABA already has (same name and language) is skipped.
+        Each template's outcome is reported on its own line; their approval then arrives by
+        webhook or sync, and approved ones are mapped automatically.
+        """
+        account.ensure_one()
+        if not account.waba_id:
+            raise UserError(self.env._("Fill in the WhatsApp Business Account ID first."))
+        try:
+            self._wac_sync_account(account)
+        except wa_errors.WaCloudError as error:
+            return account._wac_notify(account._wac_record_error(error), "danger")
+        existing = {(t.name, t.language): t for t in account.template_ids}
+        client = account._wac_client()
+        lines, failed = [], 0
+        for kind, lang in template_library.entries():
+            payload = template_library.creation_payload(kind, lang)
+            key = (payload["name"], lang)
+            if key in existing:
+                lines.append(self.env._("%(name)s (%(lang)s): already in the WABA (%(status)s)",
+                                        name=key[0], lang=lang,
+                                        status=existing[key].status or "?"))
+                continue
+            try:
+                self._wac_submit_library_template(account, client, payload, lang)
+            except wa_errors.WaCloudError as error:
+                failed += 1
+                lines.append(self.env._("%(name)s (%(lang)s): refused: %(error)s",
+                                        name=key[0], lang=lang, error=str(error)))
+                continue
+            lines.append(self.env._("%(name)s (%(lang)s): submitted for approval",
+                                    name=key[0], lang=lang))
+        account.message_post(body=Markup("<p>%s</p><ul>%s</ul>") % (
+            self.env._("Appointment templates"),
+            Markup("").join(Markup("<li>%s</li>") % line for line in lines)),
+            subtype_xmlid="mail.mt_note")
+        return account._wac_notify("\n".join(lines), "warning" if failed else "success")
+
+    @api.model
+    def _wac_submit_library_template(self, account, client, payload, lang):
+        """Create one library template at Meta and its record here, as Meta answered.
+
+        :raises WaCloudError: when Meta refuses it
+        """
+        answer = client.create_template(account.waba_id, payload)
+        status = answer.get("status")
+        return self.create({
+            "company_id": account.company_id.id, "account_id": account.id,
+            "name": payload["name"], "language": lang,
+            "meta_template_id": str(answer.get("id") or "") or False,
+            "status": status if status in dict(TEMPLATE_STATUSES) else "PENDING",
+            "category": answer.get("category") or "UTILITY",
+            "parameter_format": "NAMED",
+            "components": json.dumps(payload["components"], ensure_ascii=False, sort_keys=True),
+        })
+
 
     def _wac_ensure_library_mappings(self):
         """Map each approved library template to its message type, for companies that have no

@@ -1,17 +1,18 @@
 import logging
 import os
 
-from odoo import api, models, tools
+from odoo import api, fields, models, tools
 from odoo.tools import config
 
-from ..const import KEY_CONFIG_OPTION, KEY_ENV_VAR, KEY_FILE_NAME
-from ..tools.wa_cloud.vault import TokenVault, load_or_create_key_file, parse_keys
+from ..const import KEY_CONFIG_OPTION, KEY_ENV_VAR, KEY_FILE_NAME, PARAM_APP_SECRET
+from ..tools.wa_cloud.vault import TokenVault, load_or_create_key_file, mask, parse_keys
 
 _logger = logging.getLogger(__name__)
 
 
 class WacVault(models.AbstractModel):
-    """Encryption of secrets at rest.
+    """Encryption of secrets at rest, and the home of this addon's secrets: the accounts' access
+    tokens and the installation's App Secret are stored, decrypted and rotated here only.
 
     The keys never live in the database: they come from the ``wa_coexistence_keys`` option of the
     Odoo config file or the ``WA_COEXISTENCE_KEYS`` environment variable (comma-separated Fernet
@@ -84,3 +85,65 @@ class WacVault(models.AbstractModel):
     def _rotate(self, ciphertext):
         """Re-encrypt ``ciphertext`` under the current primary key."""
         return self._vault().rotate(ciphertext) if ciphertext else False
+
+    # ------------------------------------------------------------
+    # THE SECRETS OF THIS ADDON
+    # ------------------------------------------------------------
+
+    @api.model
+    def _account_token(self, account):
+        """The decrypted access token of ``account``, or ``False`` when none is stored.
+
+        Only :meth:`wac.account._wac_client` calls it: the one place a token is decrypted.
+        """
+        return self._decrypt_cached(account.sudo().access_token_enc)
+
+    @api.model
+    def _store_account_token(self, account, token):
+        """Encrypt ``token`` onto ``account`` with who set it and when; return its hint."""
+        hint = mask(token)
+        account.sudo().write({
+            "access_token_enc": self._encrypt(token),
+            "token_set_on": fields.Datetime.now(),
+            "token_set_by": self.env.uid,
+            "token_hint": hint,
+        })
+        return hint
+
+    @api.model
+    def _forget_account_token(self, account):
+        """Drop the token of ``account`` and what was known about it."""
+        account.sudo().write({"access_token_enc": False, "token_set_on": False,
+                              "token_set_by": False, "token_hint": False})
+
+    @api.model
+    def _app_secret(self):
+        """The decrypted App Secret, or ``False``; used to check webhook signatures."""
+        params = self.env["ir.config_parameter"].sudo()
+        return self._decrypt_cached(params.get_param(PARAM_APP_SECRET))
+
+    @api.model
+    def _store_app_secret(self, app_secret):
+        """Encrypt ``app_secret`` into the installation's settings."""
+        self.env["ir.config_parameter"].sudo().set_param(
+            PARAM_APP_SECRET, self._encrypt(app_secret))
+
+    @api.model
+    def _rotate_all(self):
+        """Re-encrypt every stored secret under the current primary key.
+
+        Put the new key first in ``wa_coexistence_keys`` (keep the old ones after it), run
+        ``env["wac.vault"]._rotate_all()`` from ``odoo shell`` and commit; the old keys can
+        then be removed. Returns the number of secrets re-encrypted.
+        """
+        count = 0
+        for account in self.env["wac.account"].sudo().with_context(active_test=False).search(
+                [("access_token_enc", "!=", False)]):
+            account.access_token_enc = self._rotate(account.access_token_enc)
+            count += 1
+        params = self.env["ir.config_parameter"].sudo()
+        if params.get_param(PARAM_APP_SECRET):
+            params.set_param(PARAM_APP_SECRET, self._rotate(params.get_param(PARAM_APP_SECRET)))
+            count += 1
+        _logger.info("Re-encrypted %d WhatsApp Coexistence secret(s) under the primary key.", count)
+        return count

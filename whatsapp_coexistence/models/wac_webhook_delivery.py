@@ -11,6 +11,7 @@ from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
+from ..const import CHANNEL_WHATSAPP
 from ..tools.wa_cloud import signature as wa_signature
 from ..tools.wa_cloud import webhook, webhook_stream
 from ..tools.wa_cloud.errors import sanitize
@@ -182,7 +183,7 @@ class WacWebhookDelivery(models.Model):
         processed again.
         """
         try:
-            secret = self.env["wac.account"]._wac_app_secret()
+            secret = self.env["wac.vault"]._app_secret()
         except VaultError as error:
             if _secret_warning_due():
                 _logger.error("WhatsApp webhooks answered 503: the App Secret cannot be "
@@ -261,7 +262,7 @@ class WacWebhookDelivery(models.Model):
         dispatcher = self.with_user(SUPERUSER_ID)
         dispatcher.env.user.fetch(["company_id"])
         dispatcher.with_delay(
-            channel="root.whatsapp", identity_key=DISPATCH_IDENTITY_KEY,
+            channel=CHANNEL_WHATSAPP, identity_key=DISPATCH_IDENTITY_KEY,
             description="WhatsApp webhook dispatcher",
         )._wac_dispatch()
 
@@ -290,7 +291,7 @@ class WacWebhookDelivery(models.Model):
     def _wac_enqueue(self):
         for delivery in self:
             delivery.with_delay(
-                channel="root.whatsapp", identity_key=PROCESS_IDENTITY_KEY % delivery.id,
+                channel=CHANNEL_WHATSAPP, identity_key=PROCESS_IDENTITY_KEY % delivery.id,
                 description="WhatsApp webhook delivery %d" % delivery.id,
             )._wac_process()
 

@@ -7,6 +7,7 @@ from odoo.tools import SQL
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
+from ..const import CHANNEL_HISTORY, CHANNEL_WHATSAPP
 from ..tools.wa_cloud import webhook, webhook_stream
 from ..tools.wa_cloud.errors import sanitize
 from .wac_webhook_delivery import STUCK_AFTER, no_live_job
@@ -25,12 +26,10 @@ EVENT_STATES = [
 #: States a person (or the reprocess action) can send back to processing.
 REPROCESSABLE_STATES = ("failed", "partial", "pending", "unroutable")
 
-WEBHOOK_CHANNEL = "root.whatsapp"
-# History chunks of one sync share the same contacts: a channel of capacity 1 imports them one
-# after the other. It is a subchannel of root.whatsapp, whose queue orders jobs by priority
+# History chunks of one sync share the same contacts: CHANNEL_HISTORY (capacity 1) imports them
+# one after the other. It is a subchannel of CHANNEL_WHATSAPP, whose queue orders jobs by priority
 # first: a chunk takes the next free slot before the waiting deliveries, which therefore can
 # delay it by one job at most, never by their backlog.
-HISTORY_CHANNEL = "root.whatsapp.history"
 HISTORY_PRIORITY = 5
 # A conflict with another job is retried after about this many seconds times the try number,
 # jittered so that the jobs that collided do not collide again.
@@ -132,7 +131,7 @@ class WacWebhookEvent(models.Model):
         for event in self.with_user(SUPERUSER_ID):
             history = event.field == "history"
             event.with_delay(
-                channel=HISTORY_CHANNEL if history else WEBHOOK_CHANNEL,
+                channel=CHANNEL_HISTORY if history else CHANNEL_WHATSAPP,
                 priority=HISTORY_PRIORITY if history else None, eta=eta,
                 identity_key="wac-event-%d" % event.id,
                 description="WhatsApp webhook event %s #%d" % (event.field, event.id),

@@ -5,6 +5,7 @@ from datetime import timedelta
 from odoo import fields
 from odoo.tests import tagged
 
+from ..const import CHANNEL_WHATSAPP
 from .common import WacTransactionCase
 
 
@@ -146,7 +147,7 @@ class TestAlerts(WacTransactionCase):
 
     def test_jobs_waiting_too_long(self):
         self.account_a.with_company(self.company_a).with_delay(
-            channel="root.whatsapp")._wac_evaluate_alerts()
+            channel=CHANNEL_WHATSAPP)._wac_evaluate_alerts()
         self.evaluate()
         self.assertFalse(self.alerts("job_backlog"), "a fresh job is fine")
         self.env.cr.execute(

@@ -7,7 +7,7 @@ from odoo.tests import tagged
 
 from odoo.addons.queue_job.tests.common import trap_jobs
 
-from ..const import PARAM_KILL_SWITCH
+from ..const import CHANNEL_WHATSAPP, PARAM_KILL_SWITCH
 from ..models.wac_send_planner import PLAN_IN_JOB_MIN
 from ..tools.wa_cloud.send_key import send_key, start_key
 from .common_automation import FUTURE_START, WacAutomationCase, near_start
@@ -27,7 +27,7 @@ class TestAutomationTriggers(WacAutomationCase):
         confirmation = calls[(event.id, "confirmation", self.maria.id, START)]
         self.assertEqual(confirmation["identity_key"],
                          send_key(event.id, "confirmation", self.maria.id, START))
-        self.assertEqual(confirmation["channel"], "root.whatsapp")
+        self.assertEqual(confirmation["channel"], CHANNEL_WHATSAPP)
         self.assertIsNone(confirmation["eta"])
         self.assertIn("planned for 2 attendee(s)", event.wa_automation_note)
         self.assertIn("Reminder on 2/1/27, 2:30", event.wa_automation_note)
@@ -243,7 +243,7 @@ class TestAutomationTriggers(WacAutomationCase):
         job = Job.search([("identity_key", "=", key)])
         self.assertEqual(len(job), 1)
         self.assertEqual((job.channel, job.eta, job.method_name),
-                         ("root.whatsapp", start - DAY, "_wac_job_send"))
+                         (CHANNEL_WHATSAPP, start - DAY, "_wac_job_send"))
         self.env["wac.send.planner"]._wac_events_created(event)  # e.g. a second trigger
         self.assertEqual(Job.search_count([("identity_key", "=", key)]), 1)
         event.write({"name": "Limpeza e avaliação"})

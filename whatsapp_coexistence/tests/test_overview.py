@@ -3,6 +3,7 @@ from datetime import timedelta
 from odoo.exceptions import AccessError
 from odoo.tests import tagged
 
+from ..const import CHANNEL_WHATSAPP
 from .common import WacTransactionCase
 from .common_console import ConsoleMixin
 
@@ -59,8 +60,8 @@ class TestOverview(ConsoleMixin, WacTransactionCase):
         self.account_a.activity_schedule("mail.mail_activity_data_todo",
                                          user_id=self.manager_a.id, summary="Paused")
         event = self.signed_webhook(self.account_a)
-        self.env["wac.account"].with_company(self.company_a).with_delay(
-            channel="root.whatsapp")._wac_cron_sync_templates()
+        self.env["wac.template"].with_company(self.company_a).with_delay(
+            channel=CHANNEL_WHATSAPP)._wac_cron_sync_templates()
         card = self.card()
         self.assertEqual((card.ov_uncertain, card.ov_alerts, card.ov_jobs_waiting, card.ov_held),
                          (2, 1, 1, 0))

@@ -82,7 +82,7 @@ class TestTenantIsolation(WacTransactionCase):
         stored = self.env["ir.config_parameter"].sudo().get_param(
             "whatsapp_coexistence.app_secret_enc")
         self.assertNotIn("new-app-secret-42", stored)
-        self.assertEqual(self.env["wac.account"]._wac_app_secret(), "new-app-secret-42")
+        self.assertEqual(self.env["wac.vault"]._app_secret(), "new-app-secret-42")
         fresh = self.env["res.config.settings"].create({})
         self.assertFalse(fresh.wac_app_secret)
         self.assertIn("encrypted", fresh.wac_app_secret_info)

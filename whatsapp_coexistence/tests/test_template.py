@@ -70,8 +70,8 @@ class TestTemplateSync(WacTransactionCase):
 
     def test_daily_cron_syncs_every_connected_account(self):
         self.fake.add_fault(code=131016, match={"path": CLINIC["waba_id"]})
-        with mute_logger("odoo.addons.whatsapp_coexistence.models.wac_account"):
-            self.env["wac.account"]._wac_cron_sync_templates()
+        with mute_logger("odoo.addons.whatsapp_coexistence.models.wac_template"):
+            self.env["wac.template"]._wac_cron_sync_templates()
         self.assertFalse(self.account_a.template_ids)
         self.assertIn("131016", self.account_a.last_error)
         self.assertTrue(self.account_b.template_ids, "the other company is synced anyway")

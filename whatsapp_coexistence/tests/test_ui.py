@@ -13,7 +13,7 @@ class TestUi(WacHttpCase):
                         login="admin")
         stored = self.env["ir.config_parameter"].sudo().get_param(PARAM_APP_SECRET)
         self.assertNotIn("app-secret-typed-in-the-browser", stored)
-        self.assertEqual(self.env["wac.account"]._wac_app_secret(),
+        self.assertEqual(self.env["wac.vault"]._app_secret(),
                          "app-secret-typed-in-the-browser")
 
     def test_manager_tests_the_connection(self):

@@ -23,10 +23,10 @@ class TestVault(WacTransactionCase):
         old_key = config[KEY_CONFIG_OPTION].split(",")[0]
         new_key = Fernet.generate_key().decode()
         self._use_keys("%s,%s" % (new_key, old_key))
-        count = self.env["wac.account"]._wac_rotate_encryption()
+        count = self.env["wac.vault"]._rotate_all()
         self.assertGreaterEqual(count, 3, "two tokens and the App Secret")
         self._use_keys(new_key)  # the old key is gone: everything must still decrypt
-        self.assertEqual(self.env["wac.account"]._wac_app_secret(), self.fake.app_secret)
+        self.assertEqual(self.env["wac.vault"]._app_secret(), self.fake.app_secret)
         self.assertEqual(self.account_a.action_test_connection()["params"]["type"], "success")
 
     def test_missing_key_creates_a_private_key_file_and_warns(self):

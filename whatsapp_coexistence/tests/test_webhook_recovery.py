@@ -8,7 +8,8 @@ from odoo.tools import mute_logger
 from odoo.addons.queue_job.exception import RetryableJobError
 from odoo.addons.queue_job.tests.common import trap_jobs
 
-from ..models.wac_webhook_event import HISTORY_CHANNEL, HISTORY_PRIORITY, RETRY_SECONDS
+from ..const import CHANNEL_HISTORY, CHANNEL_WHATSAPP
+from ..models.wac_webhook_event import HISTORY_PRIORITY, RETRY_SECONDS
 from . import payloads as P
 from .common import WacHttpCase
 
@@ -145,7 +146,7 @@ class TestWebhookRecovery(WacHttpCase):
             delivery.action_reprocess()
             jobs = {job.recordset: job for job in trap.enqueued_jobs}
         self.assertEqual([(jobs[e].channel, jobs[e].priority) for e in events], [
-            ("root.whatsapp", 10), (HISTORY_CHANNEL, HISTORY_PRIORITY), ("root.whatsapp", 10)])
+            (CHANNEL_WHATSAPP, 10), (CHANNEL_HISTORY, HISTORY_PRIORITY), (CHANNEL_WHATSAPP, 10)])
         self.assertEqual(delivery.state, "processing")
 
     # ------------------------------------------------------------------ the minute cron
