@@ -39,7 +39,8 @@ class FakeSession:
         self.responses = list(responses)
         self.calls = []
 
-    def request(self, method, url, *, params=None, json=None, headers=None, timeout=None):
+    def request(self, method, url, *, params=None, json=None, headers=None, timeout=None,
+                data=None, files=None):
         self.calls.append(
             {
                 "method": method,
@@ -48,6 +49,8 @@ class FakeSession:
                 "json": json,
                 "headers": headers,
                 "timeout": timeout,
+                "data": data,
+                "files": files,
             }
         )
         response = self.responses.pop(0)
@@ -70,7 +73,7 @@ class RecordingClient(GraphClient):
         self.replies = list(replies)
         self.sent = []
 
-    def _send(self, method, url, *, params, json, headers, timeout):
+    def _send(self, method, url, *, params, json, headers, timeout, data=None, files=None):
         self.sent.append((method, url, params, json))
         status, body = self.replies.pop(0)
         return status, {}, body if isinstance(body, bytes) else jsonlib_dumps(body)

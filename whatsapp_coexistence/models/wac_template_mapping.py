@@ -34,6 +34,7 @@ PARAM_SOURCES = [
     ("company_name", "Company name"),
     ("appointment_title", "Appointment title"),
     ("fixed_text", "Fixed text"),
+    ("appointment_id", "Appointment reference (ID)"),
 ]
 
 
@@ -301,8 +302,11 @@ class WacTemplateMapping(models.Model):
         values = {}
         for line in self.param_ids:
             raw = line.fixed_value if line.source == "fixed_text" else rendered.get(line.source)
-            values[line.key] = tp.sanitize_param(raw, limit=limits.get(line.key,
-                                                                       tp.BODY_PARAM_LIMIT))
+            limit = limits.get(line.key, tp.BODY_PARAM_LIMIT)
+            if line.component == "button":
+                values[line.key] = self._wac_url_value(line, raw, limit)
+            else:
+                values[line.key] = tp.sanitize_param(raw, limit=limit)
         return spec.fit(values), spec
 
     @api.model
@@ -342,7 +346,7 @@ class WacTemplateMapping(models.Model):
                 action = (tp.CONFIRM, tp.CANCEL)[button.index] if button.index < 2 else None
             if action:
                 payloads[button.index] = tp.make_payload(action, data["id"])
-        components = spec.build_components(values, payloads)
+        components = spec.build_components(values, payloads, self._wac_header_media(account))
         payload = GraphClient.build_template_payload(
             to, self.template_id.name, self.template_id.language, components,
             biz_opaque_callback_data=key)
@@ -360,10 +364,11 @@ class WacTemplateMappingParam(models.Model):
                                  index=True)
     company_id = fields.Many2one(related="mapping_id.company_id", store=True, index=True)
     sequence = fields.Integer(default=10)
-    component = fields.Selection([("header", "Header"), ("body", "Body")], required=True,
-                                 default="body")
+    component = fields.Selection([("header", "Header"), ("body", "Body"),
+                                  ("button", "URL button")], required=True, default="body")
     name = fields.Char("Parameter", required=True,
-                       help="1, 2... for a positional template; the name for a named one.")
+                       help="1, 2... for a positional template; the name for a named one. For "
+                            "a URL button, the button's position counted from 0.")
     source = fields.Selection(PARAM_SOURCES, required=True, default="attendee_name")
     fixed_value = fields.Char()
 

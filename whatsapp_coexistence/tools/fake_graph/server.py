@@ -12,7 +12,8 @@ Graph endpoints (``/{version}/...``, any ``v<major>.<minor>``; Bearer token exce
 ``GET oauth/access_token``, ``GET debug_token``, ``GET {phone_number_id}``,
 ``GET {waba_id}``, ``GET {waba_id}/phone_numbers``, ``GET|POST|DELETE
 {waba_id}/message_templates``, ``GET|POST|DELETE {waba_id}/subscribed_apps``,
-``POST {phone_number_id}/messages``, ``POST {phone_number_id}/smb_app_data``,
+``POST {phone_number_id}/messages``, ``POST {phone_number_id}/media`` (multipart upload,
+Meta's type and size limits), ``POST {phone_number_id}/smb_app_data``,
 ``POST {phone_number_id}/register``; anything else is Meta's code 100/subcode 33.
 
 Control API (no auth, JSON; each is also a method of :class:`FakeGraphServer`):
@@ -34,6 +35,7 @@ Control API (no auth, JSON; each is also a method of :class:`FakeGraphServer`):
 ``POST /_fake/verify``                   ``{verify_token, challenge, url}``: GET challenge
 ``GET /_fake/state``                     seed and state, secrets masked
 ``GET /_fake/messages``                  accepted sends (``?phone_number_id=``)
+``GET /_fake/uploads``                   uploaded media, without their bytes
 ``GET /_fake/webhook_log``               outcome of every webhook delivery
 ``GET|POST /_fake/wait``                 wait until scheduled webhooks are delivered
 =======================================  ===================================================
@@ -60,6 +62,7 @@ import urllib.request
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from . import uploads
 from .state import (
     DEFAULT_CODE_FOR_STATUS,
     FakeState,
@@ -583,6 +586,10 @@ class FakeGraphServer:
                            with_time=True)
         return self._deliver_now(str(waba_id), None, payload, url)
 
+    def add_token(self, token, waba_ids):
+        """Issue a new token for ``waba_ids``; see :meth:`FakeState.add_token`."""
+        self.state.add_token(token, waba_ids)
+
     def set_token(self, token, expires_at=None, revoked=None):
         """Give a token an expiry or revoke it; see :meth:`FakeState.set_token`."""
         self.state.set_token(token, expires_at=expires_at, revoked=revoked)
@@ -593,6 +600,23 @@ class FakeGraphServer:
         :rtype: dict
         """
         return self.state.set_phone(phone_number_id, **values)
+
+    def add_phone(self, waba_id, phone_number_id, display_phone_number, **values):
+        """Add a second number to a WABA (the business is changing its number); see
+        :meth:`FakeState.add_phone`.
+
+        :rtype: dict
+        """
+        return self.state.add_phone(waba_id, phone_number_id, display_phone_number, **values)
+
+    def send_number_change(self, phone_number_id, old_wa_id, new_wa_id, name=None, url=None):
+        """Deliver a customer's ``user_changed_number`` system message to a business number.
+
+        :rtype: dict
+        """
+        waba_id, wamid, payload = self.state.number_change_webhook(
+            phone_number_id, old_wa_id, new_wa_id, name)
+        return self._deliver_now(waba_id, wamid, payload, url)
 
     def send_phone_event(self, phone_number_id, field, url=None, **value):
         """Deliver ``phone_number_quality_update`` (``event``, ``current_limit``) or
@@ -633,6 +657,23 @@ class FakeGraphServer:
         :rtype: list
         """
         return self.state.list_messages(phone_number_id)
+
+    def uploads(self):
+        """Uploaded media, oldest first, without their bytes (see :meth:`upload`).
+
+        :rtype: list
+        """
+        with self.state.lock:
+            items = list(self.state.uploads.values())
+        return [dict(uploads.summary(item), id=item["id"], kind=item["kind"],
+                     phone_number_id=item["phone_number_id"]) for item in items]
+
+    def upload(self, media_id):
+        """One uploaded file with its bytes (``content``), or ``None``.
+
+        :rtype: dict | None
+        """
+        return self.state.upload(media_id)
 
     def webhook_log(self):
         """Outcome of every webhook delivery (``status`` ``None`` + ``error`` on failure).
@@ -747,6 +788,8 @@ class FakeGraphServer:
             if "x-www-form-urlencoded" in ctype:
                 data = {k: _maybe_json(v)
                         for k, v in urllib.parse.parse_qsl(text, keep_blank_values=True)}
+            elif "multipart/form-data" in ctype:
+                data, bad_body = self._multipart(ctype, body)
             else:
                 try:
                     data = json.loads(text)
@@ -773,7 +816,8 @@ class FakeGraphServer:
         segs = [s for s in path.split("/") if s]
         record = {"method": method, "path": path,
                   "version": segs[0] if segs and _VERSION.match(segs[0]) else None,
-                  "query": rec_query, "json": data, "headers": rec_headers, "time": started,
+                  "query": rec_query, "json": uploads.loggable(data), "headers": rec_headers,
+                  "time": started,
                   "status": None if reply.drop else reply.status}
         if bad_body:
             record["body"] = body[:2000].decode("utf-8", "replace")
@@ -781,6 +825,15 @@ class FakeGraphServer:
             record["fault"] = fault["id"]
         self.state.record(record)
         return reply
+
+    @staticmethod
+    def _multipart(ctype, body):
+        """``(form data, bad_body)`` of a multipart body; files stay under ``"_files"``."""
+        try:
+            fields, files = uploads.parse_multipart(ctype, body)
+        except (GraphError, ValueError):
+            return None, True
+        return dict(fields, _files=files), False
 
     def _fault_reply(self, fault, path):
         if fault.get("timeout"):
@@ -879,6 +932,11 @@ class FakeGraphServer:
             for i, (status, code) in enumerate(record["plan"], start=1):
                 self._schedule(delay * i, self._job_status, record["wamid"], status, code)
         return response
+
+    def _phone_media_post(self, phone, params, data, path, headers):
+        fields = {k: v for k, v in (data or {}).items() if k != "_files"}
+        kind, upload = uploads.check_upload(fields, (data or {}).get("_files") or {})
+        return self.state.store_upload(phone, kind, upload)
 
     def _phone_smb_app_data_post(self, phone, params, data, path, headers):
         response, sync_type = self.state.request_sync(phone, data)
@@ -1039,6 +1097,9 @@ class FakeGraphServer:
 
     def _ctl_messages_get(self, query, data):
         return self.messages(query.get("phone_number_id"))
+
+    def _ctl_uploads_get(self, query, data):
+        return self.uploads()
 
     def _ctl_webhook_log_get(self, query, data):
         return self.webhook_log()

@@ -123,6 +123,7 @@ ERROR_MESSAGES = {
     131050: "(#131050) Unable to deliver the message. This recipient has chosen to stop "
             "receiving marketing messages on WhatsApp from your business.",
     131051: "(#131051) Unsupported message type",
+    131053: "(#131053) Media upload error",
     131056: "(#131056) (Business Account, Consumer Account) pair rate limit hit",
     131057: "(#131057) Account in maintenance mode",
     131060: "(#131060) Unsupported message",
@@ -148,6 +149,11 @@ _STATUS_503 = {2, 131016, 133004}
 #: HTTP status -> error code a fault uses when it only names a status.
 DEFAULT_CODE_FOR_STATUS = {400: 100, 401: 190, 403: 200, 404: 100, 429: 130429, 500: 131000,
                            503: 131016}
+
+
+#: Fields of a phone number that :meth:`FakeState.set_phone` and ``add_phone`` accept.
+PHONE_SETTABLE = frozenset({"status", "quality_rating", "name_status", "messaging_limit_tier",
+                            "verified_name", "is_on_biz_app"})
 
 
 def http_status_for_code(code):
@@ -530,6 +536,7 @@ class FakeState:
             self.webhook_log = deque(maxlen=1000)
             self._rate = {}
             self._pair = {}
+            self.uploads = OrderedDict()
 
     def _new_template_record(self, waba_id, data):
         tpl = {
@@ -694,6 +701,20 @@ class FakeState:
                     {"scope": "whatsapp_business_management", "target_ids": wabas},
                     {"scope": "whatsapp_business_messaging", "target_ids": wabas}]}}
 
+    def add_token(self, token, waba_ids):
+        """Issue ``token`` for ``waba_ids``, as a business generating a new System User token
+        in Meta Business Settings would (the value is the caller's, so a browser test can
+        type it).
+
+        :raises ValueError: for an unknown WABA.
+        """
+        with self.lock:
+            unknown = set(waba_ids) - set(self.wabas)
+            if unknown:
+                raise ValueError(f"unknown waba_id {sorted(unknown)}")
+            self.tokens[token] = {"token": token, "source": "manual",
+                                  "waba_ids": set(waba_ids)}
+
     def set_token(self, token, expires_at=None, revoked=None):
         """Change a token as Meta would: give it an expiry (a user token) or revoke it.
 
@@ -717,14 +738,51 @@ class FakeState:
 
         :raises KeyError: for an unknown phone number or field.
         """
-        allowed = {"status", "quality_rating", "name_status", "messaging_limit_tier",
-                   "verified_name", "is_on_biz_app"}
-        unknown = sorted(set(values) - allowed)
+        unknown = sorted(set(values) - PHONE_SETTABLE)
         if unknown:
             raise KeyError("unknown phone fields: {}".format(", ".join(unknown)))
         with self.lock:
             self.phones[str(phone_id)].update(values)
             return dict(self.phones[str(phone_id)])
+
+    def add_phone(self, waba_id, phone_id, display_phone_number, **values):
+        """Add a phone number to a WABA, as a business adding a second number in WhatsApp
+        Manager (a number change). ``values``: the :meth:`set_phone` fields.
+
+        :raises KeyError: for an unknown WABA or field.
+        :raises ValueError: for a phone number id already in use.
+        :rtype: dict
+        """
+        unknown = sorted(set(values) - PHONE_SETTABLE)
+        if unknown:
+            raise KeyError("unknown phone fields: {}".format(", ".join(unknown)))
+        with self.lock:
+            waba = self.wabas[str(waba_id)]
+            if str(phone_id) in self.phones:
+                raise ValueError(f"phone number id {phone_id} is already in use")
+            phone = dict(values, id=str(phone_id), waba_id=waba["id"],
+                         display_phone_number=display_phone_number, contacts=[], history=[],
+                         syncs={}, registrations=[])
+            self.phones[phone["id"]] = phone
+            waba["phone_ids"].append(phone["id"])
+            return dict(phone)
+
+    def number_change_webhook(self, phone_id, old_wa_id, new_wa_id, name=None):
+        """Build the ``user_changed_number`` system message (System messages webhook
+        reference): from the old number, the new ``wa_id`` in ``system``, no ``contacts``.
+
+        :return: ``(waba_id, wamid, payload)``.
+        """
+        with self.lock:
+            phone = self.phones[str(phone_id)]
+            md = phone_metadata(phone)
+        old, new = digits(old_wa_id), digits(new_wa_id)
+        wamid = new_wamid(old)
+        msg = {"from": old, "id": wamid, "timestamp": str(int(time.time())), "type": "system",
+               "system": {"body": f"User {name or old} changed from {old} to {new}",
+                          "wa_id": new, "type": "user_changed_number"}}
+        value = {"messaging_product": "whatsapp", "metadata": md, "messages": [msg]}
+        return phone["waba_id"], wamid, envelope(phone["waba_id"], "messages", value)
 
     def phone_event_webhook(self, phone_id, field, value):
         """Build a WABA-level phone webhook (``phone_number_quality_update``,
@@ -1082,11 +1140,13 @@ class FakeState:
         for comp in template.get("components") or []:
             if isinstance(comp, dict):
                 sent.setdefault(str(comp.get("type", "")).lower(), comp.get("parameters") or [])
+        self._check_url_buttons(tpl, template.get("components") or [])
         for comp in tpl["components"]:
             kind = str(comp.get("type", "")).lower()
             if kind not in ("body", "header"):
                 continue
             if kind == "header" and str(comp.get("format", "TEXT")).upper() != "TEXT":
+                self._check_media_header(comp, sent.get("header", []))
                 continue
             expected = placeholders(comp.get("text", ""))
             given = sent.get(kind, [])
@@ -1097,6 +1157,54 @@ class FakeState:
             for param in given:
                 self._check_param(param, tpl["parameter_format"], expected)
         return tpl
+
+    @staticmethod
+    def _check_media_header(comp, given):
+        """An IMAGE/DOCUMENT/VIDEO header takes one parameter of that type, by id or link."""
+        fmt = str(comp.get("format")).lower()
+        if len(given) != 1:
+            raise GraphError(132000, details=f"header: number of localizable_params "
+                             f"({len(given)}) does not match the expected number of params (1)")
+        param = given[0] if isinstance(given[0], dict) else {}
+        media = param.get(fmt) if isinstance(param.get(fmt), dict) else {}
+        if param.get("type") != fmt or not (media.get("id") or media.get("link")):
+            raise GraphError(132012, details=f"header: expected a {fmt.upper()} parameter "
+                             "with an id or a link")
+
+    @staticmethod
+    def _check_url_buttons(tpl, components):
+        """Each URL button whose link holds ``{{1}}`` takes one text parameter at its index."""
+        sent = {str(c.get("index")): c for c in components
+                if isinstance(c, dict) and str(c.get("type", "")).lower() == "button"
+                and str(c.get("sub_type", "")).lower() == "url"}
+        for comp in tpl["components"]:
+            if str(comp.get("type", "")).upper() != "BUTTONS":
+                continue
+            for index, button in enumerate(comp.get("buttons") or []):
+                if button.get("type") != "URL" or not placeholders(button.get("url", "")):
+                    continue
+                params = (sent.get(str(index)) or {}).get("parameters") or []
+                if len(params) != 1:
+                    raise GraphError(132000, details=f"button {index}: number of "
+                                     f"localizable_params ({len(params)}) does not match the "
+                                     "expected number of params (1)")
+                text = params[0].get("text") if isinstance(params[0], dict) else None
+                if not text or not str(text).strip():
+                    raise GraphError(131008, details="Parameter of type text is missing text "
+                                     "value")
+
+    def _template_media_failure(self, phone, template):
+        """131053 (as a failed status) when a media header names an id Meta does not hold."""
+        for comp in template.get("components") or []:
+            if not isinstance(comp, dict) or str(comp.get("type", "")).lower() != "header":
+                continue
+            for param in comp.get("parameters") or []:
+                kind = param.get("type") if isinstance(param, dict) else None
+                if kind in ("image", "document", "video") and isinstance(param.get(kind), dict):
+                    failure = self._check_media_object(phone, kind, param[kind])
+                    if failure:
+                        return failure
+        return None
 
     @staticmethod
     def _check_param(param, fmt, expected):
@@ -1148,7 +1256,7 @@ class FakeState:
             raise invalid_param(f"Invalid WhatsApp recipient: {to!r}")
         if wa_id == digits(phone["display_phone_number"]):
             raise GraphError(131021)
-        category = "service"
+        category, media_failure = "service", None
         if msg_type == "text":
             body = (payload.get("text") or {}).get("body") if isinstance(
                 payload.get("text"), dict) else None
@@ -1161,9 +1269,12 @@ class FakeState:
         elif msg_type == "template":
             tpl = self._check_template(phone["waba_id"], payload.get("template"))
             category = tpl["category"].lower()
+            media_failure = self._template_media_failure(phone, payload["template"])
         elif not isinstance(payload.get(msg_type), dict):
             raise invalid_param(f"{msg_type} object is required",
                                 f"(#100) The parameter {msg_type} is required.")
+        else:
+            media_failure = self._check_media_object(phone, msg_type, payload[msg_type])
         now = time.time()
         with self.lock:
             limit = self.config["throughput_limit"]
@@ -1184,7 +1295,7 @@ class FakeState:
                                      "were too many messages sent from this phone number to the "
                                      "same phone number in a short period of time.")
                 self._pair[key] = now
-            failure = self.config["recipient_failures"].get(wa_id)
+            failure = self.config["recipient_failures"].get(wa_id) or media_failure
             if failure:
                 plan = [("failed", int(failure))]
             else:
@@ -1210,6 +1321,54 @@ class FakeState:
                     "contacts": [{"input": to, "wa_id": wa_id}],
                     "messages": [{"id": wamid, "message_status": "accepted"}]}
         return response, record
+
+    # -- media uploads (POST /{phone_number_id}/media) -----------------------------------
+
+    def store_upload(self, phone, kind, upload):
+        """Keep an uploaded file for ``phone`` and answer its new media id like Meta.
+
+        :param dict upload: the checked file part (``filename``, ``content_type``, ``content``)
+        :rtype: dict
+        """
+        with self.lock:
+            media_id = _new_numeric_id(self.uploads)
+            self.uploads[media_id] = dict(upload, id=media_id, kind=kind,
+                                          phone_number_id=phone["id"], time=time.time(),
+                                          sha256=hashlib.sha256(upload["content"]).hexdigest())
+            while len(self.uploads) > int(self.config["max_records"]):
+                self.uploads.popitem(last=False)
+        return {"id": media_id}
+
+    def upload(self, media_id):
+        """The uploaded file behind ``media_id`` (with its bytes), or ``None``.
+
+        :rtype: dict | None
+        """
+        with self.lock:
+            found = self.uploads.get(str(media_id))
+            return dict(found) if found else None
+
+    def _check_media_object(self, phone, msg_type, media):
+        """Check the media object of an image/audio/video/document/sticker send.
+
+        Meta accepts a send whose media id it cannot use and fails it afterwards with a
+        ``failed`` status (131053): the returned code plans that status.
+
+        :returns: an error code for the status plan, or ``None``
+        :raises GraphError: code 100 when the object has neither ``id`` nor ``link``
+        """
+        if msg_type not in ("audio", "document", "image", "sticker", "video"):
+            return None
+        if not media.get("id") and not media.get("link"):
+            raise invalid_param(f"{msg_type} needs an id or a link",
+                                f"(#100) Param {msg_type} must contain either id or link.")
+        if media.get("link"):
+            return None
+        with self.lock:
+            upload = self.uploads.get(str(media["id"]))
+        if upload is None or upload["phone_number_id"] != phone["id"]:
+            return 131053
+        return None
 
     def status_webhook(self, wamid, status, code=None):
         """Build a §2.2 status webhook for a sent message and remember the status.

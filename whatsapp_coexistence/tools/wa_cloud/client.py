@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import requests
 
 from .errors import AuthError, PermanentError, TransportError, error_from_response
+from .media_limits import CAPTION_LIMIT, KINDS, OUTBOUND_KINDS, check_media, normalize_mime
 
 _logger = logging.getLogger(__name__)
 
@@ -158,31 +159,37 @@ class GraphClient:
     # Transport
     # ------------------------------------------------------------------
 
-    def _send(self, method, url, *, params, json, headers, timeout):
+    def _send(self, method, url, *, params, json, headers, timeout, data=None, files=None):
         """Perform one HTTP request; the only method that touches ``requests``.
 
         Exceptions of ``requests`` propagate; :meth:`_request` maps them.
 
+        :param dict data: form fields of a ``multipart/form-data`` body (with ``files``)
+        :param dict files: ``{field: (filename, bytes or file object, mime type)}``
         :returns: ``(status_code, headers, body_bytes)``
         :rtype: tuple[int, dict, bytes]
         """
         if self.session is None:
             self.session = requests.Session()
         response = self.session.request(
-            method, url, params=params, json=json, headers=headers, timeout=timeout
+            method, url, params=params, json=json, headers=headers, timeout=timeout,
+            data=data, files=files,
         )
         return response.status_code, dict(response.headers), response.content
 
     def _secrets(self, extra=()):
         return tuple(s for s in (self._access_token, self._app_secret, *extra) if s)
 
-    def _request(self, method, path, *, params=None, json=None, auth=True, secrets=()):
+    def _request(self, method, path, *, params=None, json=None, auth=True, secrets=(),
+                 data=None, files=None):
         """Call Graph and return the parsed JSON object.
 
         :param str method: HTTP verb
         :param str path: path after the version, e.g. ``"123/messages"``
         :param dict params: query string
         :param dict json: JSON body
+        :param dict data: form fields of a multipart body (see :meth:`_send`)
+        :param dict files: files of a multipart body (see :meth:`_send`)
         :param bool auth: send ``Authorization: Bearer <token>``
         :param secrets: request-specific secrets to mask in errors (OAuth code, PIN)
         :raises WaCloudError: on transport failure, non-2xx or a body with an ``error`` key
@@ -197,7 +204,8 @@ class GraphClient:
             headers["Authorization"] = f"Bearer {self._access_token}"
         try:
             status, _headers, content = self._send(
-                method, url, params=params, json=json, headers=headers, timeout=self.timeout
+                method, url, params=params, json=json, headers=headers, timeout=self.timeout,
+                data=data, files=files,
             )
         except requests.Timeout:
             # ``from None``: the requests exception text contains the full URL, and the query
@@ -331,6 +339,83 @@ class GraphClient:
             "type": "template",
             "template": template,
         }
+        if biz_opaque_callback_data:
+            payload["biz_opaque_callback_data"] = biz_opaque_callback_data
+        return payload
+
+    # ------------------------------------------------------------------
+    # Outbound media: upload, then send by id
+    # ------------------------------------------------------------------
+
+    def upload_media(self, phone_number_id, content, mime_type, filename):
+        """``POST /<PHONE_NUMBER_ID>/media`` (multipart): upload a file, get its media id.
+
+        The file is checked against Meta's type and size rules first
+        (:func:`.media_limits.check_media`), so a file Meta would refuse never leaves. Meta keeps
+        an uploaded file for 30 days; the id is then usable in messages of this number.
+        https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#upload-media
+
+        :param str phone_number_id: the sending number
+        :param content: the file, as ``bytes`` or a binary file object positioned at its start
+            (streamed by ``requests``, never read whole here)
+        :param str mime_type: its MIME type (sent as the ``type`` field and the part's type)
+        :param str filename: its name
+        :raises MediaRejected: when Meta would refuse the type or size
+        :raises PermanentError: when the 2xx answer has no id
+        :returns: the media id
+        :rtype: str
+        """
+        mime = normalize_mime(mime_type)
+        check_media(mime, _content_size(content))
+        body = self._request(
+            "POST",
+            f"{_object_id(phone_number_id, 'phone number id')}/media",
+            data={"messaging_product": "whatsapp", "type": mime},
+            files={"file": (filename or "file", content, mime)},
+        )
+        media_id = body.get("id")
+        if not media_id or not isinstance(media_id, str):
+            raise PermanentError("Graph accepted the upload but returned no media id")
+        return media_id
+
+    @staticmethod
+    def build_media_payload(to, kind, media_id, caption=None, filename=None,
+                            biz_opaque_callback_data=None, context_wamid=None):
+        """Build an image, document, audio or video message that refers to an uploaded file.
+
+        Meta allows a caption on images, videos and documents (not on audio) and a file name on
+        documents only: what a kind does not allow is left out rather than refused.
+        https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages#media-object
+
+        :param str to: recipient, as for :meth:`build_template_payload`
+        :param str kind: ``"image"``, ``"document"``, ``"audio"`` or ``"video"``
+        :param str media_id: id returned by :meth:`upload_media`
+        :param str caption: text shown under the media (at most 1,024 characters)
+        :param str filename: the name the customer sees on a document
+        :param str biz_opaque_callback_data: echoed back in status webhooks
+        :param str context_wamid: the message this one answers (a quoted reply)
+        :raises ValueError: unknown kind, missing id or a caption over Meta's limit
+        :rtype: dict
+        """
+        spec = KINDS.get(kind)
+        if kind not in OUTBOUND_KINDS or spec is None:
+            raise ValueError(f"kind must be one of {', '.join(OUTBOUND_KINDS)}")
+        media = {"id": _object_id(media_id, "media id")}
+        if caption and spec.caption:
+            if len(caption) > CAPTION_LIMIT:
+                raise ValueError(f"a caption holds at most {CAPTION_LIMIT} characters")
+            media["caption"] = caption
+        if filename and spec.filename:
+            media["filename"] = filename
+        payload = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": to,
+            "type": kind,
+            kind: media,
+        }
+        if context_wamid:
+            payload["context"] = {"message_id": context_wamid}
         if biz_opaque_callback_data:
             payload["biz_opaque_callback_data"] = biz_opaque_callback_data
         return payload
@@ -514,6 +599,17 @@ class GraphClient:
             secrets=(pin,),
         )
         return bool(body.get("success"))
+
+
+def _content_size(content):
+    """Size in bytes of ``bytes`` or of a seekable file object (its position is kept)."""
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        return len(content)
+    position = content.tell()
+    content.seek(0, 2)
+    size = content.tell() - position
+    content.seek(position)
+    return size
 
 
 def _log_path(path):

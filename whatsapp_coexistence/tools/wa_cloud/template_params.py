@@ -16,7 +16,12 @@ Meta's rules that drive this module:
   templates (``parameter_format: NAMED``) use ``{{snake_case}}`` names and every parameter of a
   send must carry its ``parameter_name`` (reference §4.1);
 * a quick-reply button may carry a developer payload, echoed back in the ``button`` webhook
-  when the customer taps it (reference §2.1).
+  when the customer taps it (reference §2.1);
+* an IMAGE, DOCUMENT or VIDEO header takes one media parameter (an uploaded media id) at each
+  send; a URL button whose link ends with ``{{1}}`` takes a text parameter appended to the
+  link, which Meta does not encode: it must already be a valid URL part, and the whole link
+  stays within 2,000 characters (Meta's limit for a button URL,
+  https://developers.facebook.com/docs/whatsapp/business-management-api/message-templates/components#url-buttons).
 """
 
 import re
@@ -34,6 +39,10 @@ BODY_TEXT_LIMIT = 1024
 PAYLOAD_LIMIT = 256
 #: What an empty value becomes: Meta refuses empty parameters (131008).
 FALLBACK = "-"
+#: Longest link of a URL button, its variable included (Meta: 2,000 characters).
+URL_LIMIT = 2000
+#: Header formats filled by an uploaded file at each send, and the media kind of each.
+MEDIA_HEADERS = {"IMAGE": "image", "DOCUMENT": "document", "VIDEO": "video"}
 
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 _NAMED_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -44,6 +53,7 @@ _SPACES_RE = re.compile(r"\s+")
 _TEXT_KEY_RE = re.compile(r"\{([a-z_]+)\}")
 _PAYLOAD_RE = re.compile(r"^(CONFIRM|CANCEL):(\d{1,18})$")
 _NUMBERED_RE = re.compile(r"^(\d{1,2})\s*[-.):]?\s*(.*)$")
+_STRAY_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 CONFIRM = "confirm"
 CANCEL = "cancel"
@@ -221,6 +231,31 @@ def wa_me_link(number, text):
 # ---------------------------------------------------------------------------
 
 
+def url_suffix(value, limit=URL_LIMIT):
+    """Return ``value`` as the variable part of a URL button's link.
+
+    Meta appends it to the link as is, so it is made one valid URL part here: surrounding white
+    space and invisible characters are removed, and everything but letters, digits, ``/`` and
+    ``-._~`` is percent-encoded in UTF-8 (a space, an accent, and ``?&=#``, which would change
+    what the link means); ``%XX`` sequences already encoded are kept. Unlike a text parameter
+    it is never cut nor replaced: a shortened or placeholder link would open the wrong page.
+
+    :param value: anything; ``None`` and ``False`` count as empty
+    :param int limit: the longest result (what is left of :data:`URL_LIMIT` after the link)
+    :raises ValueError: when nothing is left, or the result is longer than ``limit``
+    :rtype: str
+    """
+    text = "" if value is None or value is False else str(value)
+    text = _INVISIBLE_RE.sub("", unicodedata.normalize("NFC", text)).strip()
+    text = urllib.parse.quote(_STRAY_PERCENT_RE.sub("%25", text), safe="/-._~%")
+    if not text:
+        raise ValueError("the link's variable is empty")
+    if len(text) > limit:
+        raise ValueError(f"the link's variable is {len(text)} characters long; the link "
+                         f"leaves room for {limit}")
+    return text
+
+
 def placeholders(text):
     """Distinct ``{{n}}`` / ``{{name}}`` placeholders of ``text``, in order of appearance.
 
@@ -237,21 +272,27 @@ def placeholders(text):
 class TemplateParam:
     """One parameter a template expects.
 
-    :ivar component: ``"header"`` or ``"body"``
-    :ivar name: ``"1"``, ``"2"``... (positional) or the parameter's name (named)
+    :ivar component: ``"header"``, ``"body"`` or ``"button"`` (the variable of a URL button)
+    :ivar name: ``"1"``, ``"2"``... (positional) or the parameter's name (named); for a button,
+        its index among the template's buttons (``"0"`` for the first), as a send names it
+    :ivar url: a button's link, with its placeholder
     """
 
     component: str
     name: str
+    url: str = field(default="", compare=False)
 
     @property
     def key(self):
-        """``"body:1"`` / ``"header:customer_name"``: how a mapping line names it."""
+        """``"body:1"`` / ``"header:customer_name"`` / ``"button:0"``: how a mapping line
+        names it."""
         return f"{self.component}:{self.name}"
 
     @property
     def limit(self):
         """Length limit of this parameter's value."""
+        if self.component == "button":
+            return max(1, URL_LIMIT - len(_PLACEHOLDER_RE.sub("", self.url)))
         return HEADER_PARAM_LIMIT if self.component == "header" else BODY_PARAM_LIMIT
 
 
@@ -263,12 +304,14 @@ class TemplateButton:
     :ivar type: ``QUICK_REPLY``, ``URL``, ``PHONE_NUMBER``...
     :ivar text: the button's label
     :ivar dynamic: a URL button whose link ends with a ``{{1}}`` placeholder
+    :ivar url: the link of a URL button
     """
 
     index: int
     type: str
     text: str
     dynamic: bool = False
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -276,6 +319,8 @@ class TemplateSpec:
     """What a send must provide for one template, read from its ``components``.
 
     Build it with :meth:`from_components`; ``problems`` lists what this addon cannot fill.
+    ``header_media`` is the media kind (``image``, ``document``, ``video``) of a header filled
+    with a file at each send, else ``None``.
     """
 
     name: str
@@ -288,6 +333,7 @@ class TemplateSpec:
     buttons: tuple
     params: tuple
     problems: tuple = field(default=())
+    header_media: str | None = None
 
     @classmethod
     def from_components(cls, name, language, components, parameter_format=None):
@@ -318,7 +364,7 @@ class TemplateSpec:
                     btype = str(button.get("type") or "").upper()
                     dynamic = btype == "URL" and bool(placeholders(button.get("url")))
                     buttons.append(TemplateButton(index, btype, button.get("text") or "",
-                                                  dynamic))
+                                                  dynamic, str(button.get("url") or "")))
         names = placeholders(header_text) + placeholders(body_text)
         fmt = str(parameter_format or "").upper()
         if fmt not in ("POSITIONAL", "NAMED"):
@@ -332,15 +378,15 @@ class TemplateSpec:
 
         params = tuple(
             [TemplateParam("header", n) for n in ordered(header_text)]
-            + [TemplateParam("body", n) for n in ordered(body_text)])
-        if header_format and header_format != "TEXT":
-            problems.append(f"a {header_format.lower()} header needs a media parameter, which "
+            + [TemplateParam("body", n) for n in ordered(body_text)]
+            # A URL button has one variable, {{1}}, whatever the template's parameter format.
+            + [TemplateParam("button", str(b.index), b.url) for b in buttons if b.dynamic])
+        if header_format and header_format != "TEXT" and header_format not in MEDIA_HEADERS:
+            problems.append(f"a {header_format.lower()} header needs a parameter which "
                             "appointment messages do not provide")
-        for button in buttons:
-            if button.dynamic:
-                problems.append(f"button {button.index + 1} ({button.text}) has a variable link, "
-                                "which appointment messages do not provide")
         for param in params:
+            if param.component == "button":
+                continue
             if fmt == "POSITIONAL" and not param.name.isdigit():
                 problems.append(f"{param.key} is named but the template is positional")
             if fmt == "NAMED" and not _NAMED_RE.match(param.name):
@@ -350,7 +396,7 @@ class TemplateSpec:
         return cls(name=name, language=language, parameter_format=fmt,
                    header_format=header_format, header_text=header_text, body_text=body_text,
                    footer_text=footer_text, buttons=tuple(buttons), params=params,
-                   problems=tuple(problems))
+                   problems=tuple(problems), header_media=MEDIA_HEADERS.get(header_format))
 
     @property
     def param_keys(self):
@@ -420,15 +466,26 @@ class TemplateSpec:
             values[longest] = sanitize_param(current, limit=keep)
         return values
 
-    def build_components(self, values, payloads=None):
+    def build_components(self, values, payloads=None, header_media=None):
         """The ``template.components`` of a send (reference §4.1).
 
-        :param dict values: key → sanitized text, one per expected parameter
+        :param dict values: key → sanitized text, one per expected parameter (a URL button's
+            variable cleaned by :func:`url_suffix`)
         :param dict payloads: quick-reply button index → payload
-        :raises KeyError: when a value is missing
+        :param dict header_media: the media object of a media header, e.g. ``{"id": "123"}``
+            or ``{"id": "123", "filename": "guide.pdf"}`` for a document
+        :raises KeyError: when a value or the header's media is missing
         :rtype: list[dict]
         """
         components = []
+        if self.header_media:
+            if not header_media:
+                raise KeyError(f"the {self.header_media} header needs a file")
+            media = dict(header_media)
+            if self.header_media != "document":
+                media.pop("filename", None)  # Meta names documents only
+            components.append({"type": "header", "parameters": [
+                {"type": self.header_media, self.header_media: media}]})
         for component in ("header", "body"):
             params = [p for p in self.params if p.component == component]
             if not params:
@@ -441,9 +498,14 @@ class TemplateSpec:
                             "text": values[param.key]}
                 parameters.append(item)
             components.append({"type": component, "parameters": parameters})
-        for index, payload in sorted((payloads or {}).items()):
-            components.append({
-                "type": "button", "sub_type": "quick_reply", "index": str(index),
-                "parameters": [{"type": "payload", "payload": payload[:PAYLOAD_LIMIT]}],
-            })
-        return components
+        buttons = {index: {
+            "type": "button", "sub_type": "quick_reply", "index": str(index),
+            "parameters": [{"type": "payload", "payload": payload[:PAYLOAD_LIMIT]}],
+        } for index, payload in (payloads or {}).items()}
+        for param in self.params:
+            if param.component == "button":
+                buttons[int(param.name)] = {
+                    "type": "button", "sub_type": "url", "index": param.name,
+                    "parameters": [{"type": "text", "text": values[param.key]}],
+                }
+        return components + [buttons[index] for index in sorted(buttons)]
