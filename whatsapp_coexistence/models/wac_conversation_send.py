@@ -12,6 +12,7 @@ to check.
 
 import json
 import time
+from typing import NamedTuple
 
 from odoo import fields, models
 from odoo.exceptions import UserError
@@ -22,6 +23,19 @@ from ..tools.wa_cloud import errors as wa_errors
 from ..tools.wa_cloud import phone as wa_phone
 
 REPLY_KEY_PREFIX = "wacreply"
+
+
+class ReplyOutcome(NamedTuple):
+    """What became of one reply, as the side cursor knows it: the request's own transaction
+    started before the reply's row was committed and cannot read it.
+
+    :ivar reason: why it failed (Meta's refusal, explained), else ``None``
+    :ivar uncertain: the answer was lost: Meta may have accepted it
+    """
+
+    message_id: int
+    reason: str | None = None
+    uncertain: bool = False
 
 
 class WacConversation(models.Model):
@@ -67,19 +81,21 @@ class WacConversation(models.Model):
         return None
 
     def _wac_send_reply(self, key, payload, vals):
-        """Send one reply and return its ``wac.message`` (its outcome recorded on it).
+        """Send one reply; its outcome is recorded on its ``wac.message`` and returned.
 
         :param str key: :meth:`_wac_reply_key`; a row with this key means already sent
         :param dict payload: the JSON body of the request, without ``to``
         :param dict vals: ``wac.message`` values of the reply (``message_type``, ``body``)
         :raises UserError: the reply cannot go now (nothing was sent)
+        :rtype: ReplyOutcome
         """
         self.ensure_one()
         Message = self.env["wac.message"].sudo()
         earlier = Message.search([("company_id", "=", self.company_id.id),
                                   ("wa_send_key", "=", key)], limit=1)
-        if earlier:
-            return earlier  # pressed twice: the first press decides
+        if earlier:  # pressed twice: the first press decides
+            return ReplyOutcome(earlier.id, earlier.error_title if earlier.status == "failed"
+                                else None, earlier.wa_attempt_open)
         blocker = self._wac_reply_blocker(payload.get("type") != "template")
         if blocker:
             raise UserError(blocker)
@@ -97,10 +113,12 @@ class WacConversation(models.Model):
         message_id, refusal = self._wac_deliver_reply(account, to, payload, vals)
         Message.invalidate_model()
         self.invalidate_recordset()
-        message = Message.browse(message_id)
-        if refusal:
-            self._wac_reply_refused(message, refusal)
-        return message
+        if refusal is None:
+            return ReplyOutcome(message_id)
+        if isinstance(refusal, wa_errors.TransportError):
+            # Meta may have accepted it: the attempt stays open (see the module docstring).
+            return ReplyOutcome(message_id, uncertain=True)
+        return ReplyOutcome(message_id, reason=self._wac_reply_refused(message_id, refusal))
 
     def _wac_check_no_open_reply(self):
         """A reply whose answer was lost may have reached the customer: the next one waits
@@ -142,12 +160,12 @@ class WacConversation(models.Model):
             }, cr=side)
         return message_id, None
 
-    def _wac_reply_refused(self, message, error):
-        """Record why Meta did not take the reply. A lost answer leaves the attempt open
-        (Meta may have accepted it); any answered error closes it as failed."""
-        if isinstance(error, wa_errors.TransportError):
-            return
-        self.env["wac.message"]._wac_close_attempt(message.id, {
+    def _wac_reply_refused(self, message_id, error):
+        """Record on the reply why Meta refused it (nothing was sent); return the reason."""
+        Message = self.env["wac.message"]
+        vals = Message._wac_explain_error({
             "status": "failed", "wa_attempt_open": False, "error_code": error.code or False,
             "error_title": (error.title or str(error))[:200],
             "error_details": self.company_id.sudo().wa_account_id._wac_error_advice(error)})
+        Message._wac_close_attempt(message_id, vals)
+        return vals["error_title"]

@@ -180,6 +180,29 @@ class TestConversation(WacAutomationMixin, WacHttpCase):
         self.assertEqual(reply.status, "read")
         self.assertFalse(conversation.needs_answer)
 
+    def test_pdf_reply_is_uploaded_sent_and_kept_in_the_thread(self):
+        """Text and a PDF: the file goes through Meta's /media upload, then as a document
+        message; the thread shows it on the reply."""
+        self.customer_writes("Pode mandar o orçamento?", "wamid.F1")
+        conversation = self.conversation()
+        pdf = self.env["ir.attachment"].with_user(self.receptionist).create({
+            "name": "orcamento.pdf", "raw": b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n",
+            "mimetype": "application/pdf"})
+        form = Form(self.env["wac.conversation.reply"].with_user(self.receptionist)
+                    .with_context(default_conversation_id=conversation.id))
+        form.body = "Segue o orçamento"
+        form.attachment_ids.add(pdf)
+        form.save().action_send()
+        self.assertEqual(len(self.graph_requests(path_contains="/media", method="POST")), 1)
+        text, document = self.fake.messages()
+        self.assertEqual(text["payload"]["text"]["body"], "Segue o orçamento")
+        self.assertEqual(document["payload"]["type"], "document")
+        self.assertEqual(document["payload"]["document"]["filename"], "orcamento.pdf")
+        replies = self.replies(conversation).sorted("id")
+        self.assertEqual(replies.mapped("message_type"), ["text", "document"])
+        self.assertEqual(replies[1].wamid, document["wamid"])
+        self.assertEqual(replies[1].attachment_ids.mapped("name"), ["orcamento.pdf"])
+
     def test_window_boundary(self):
         """Just inside the window a text goes; one second after it, only a template."""
         self.customer_writes("Oi", "wamid.W1")

@@ -5,6 +5,7 @@ from odoo.exceptions import UserError
 
 from ..tools.wa_cloud import template_params as tp
 from ..tools.wa_cloud.client import GraphClient
+from ..tools.wa_cloud.errors import WaCloudError
 
 #: Sources a template parameter of a conversation can be filled from without an appointment.
 _PREFILL = {"attendee_name", "attendee_first_name", "company_name"}
@@ -91,18 +92,40 @@ class WacConversationReply(models.TransientModel):
     # ------------------------------------------------------------
 
     def action_send(self):
-        """Send the reply; the thread shows it with its status (or why it failed)."""
+        """Send the reply (the text, then each file as its own message); the thread shows
+        each with its status, or why it failed."""
         self.ensure_one()
-        if self.attachment_ids:
-            raise UserError(self.env._(
-                "Attachments cannot be sent from Odoo yet: send the text alone, or the file "
-                "from the phone."))
-        payload, vals = self._wac_template_payload() if self.mode == "template" \
-            else self._wac_text_payload()
         conversation = self.conversation_id
-        message = conversation._wac_send_reply(conversation._wac_reply_key(self.token),
-                                               payload, vals)
-        return self._wac_outcome_action(message)
+        key = conversation._wac_reply_key(self.token)
+        if self.mode == "template":
+            outcomes = [conversation._wac_send_reply(key, *self._wac_template_payload())]
+        else:
+            outcomes = []
+            if (self.body or "").strip() or not self.attachment_ids:
+                outcomes.append(conversation._wac_send_reply(key, *self._wac_text_payload()))
+            outcomes += self._wac_send_files(key)
+        return self._wac_outcome_action(outcomes)
+
+    def _wac_send_files(self, key):
+        """Upload and send each attachment (free-form: inside the window only); the file is
+        kept on its message, where the thread shows it."""
+        conversation = self.conversation_id
+        blocker = conversation._wac_reply_blocker(free_form=True)
+        if blocker and self.attachment_ids:
+            raise UserError(blocker)
+        account = conversation.company_id.sudo().wa_account_id
+        outcomes = []
+        for index, attachment in enumerate(self.attachment_ids, start=1):
+            file_key = "%s:%d" % (key, index)
+            try:
+                media = account._wac_media_message(attachment, conversation._wac_recipient(),
+                                                   biz_opaque_callback_data=file_key)
+            except WaCloudError as error:  # the upload: nothing was sent
+                raise UserError(account._wac_error_advice(error)) from None
+            outcome = conversation._wac_send_reply(file_key, media.payload, media.vals)
+            attachment.sudo().copy({"res_model": "wac.message", "res_id": outcome.message_id})
+            outcomes.append(outcome)
+        return outcomes
 
     def _wac_text_payload(self):
         body = (self.body or "").strip()
@@ -135,12 +158,13 @@ class WacConversationReply(models.TransientModel):
         return payload, {"message_type": "template", "body": spec.hydrate(values),
                          "wa_template_id": template.id}
 
-    def _wac_outcome_action(self, message):
+    def _wac_outcome_action(self, outcomes):
         """Close the composer and say what happened to the reply."""
         _ = self.env._
-        if message.status == "failed":
-            text, kind = _("Not sent: %(reason)s", reason=message.error_title or "?"), "danger"
-        elif message.wa_attempt_open:
+        failed = [o.reason for o in outcomes if o.reason]
+        if failed:
+            text, kind = _("Not sent: %(reason)s", reason="; ".join(failed)), "danger"
+        elif any(o.uncertain for o in outcomes):
             text, kind = _("The connection to Meta dropped: WhatsApp may have received the "
                            "reply. It is not sent again; its status will show in the "
                            "thread."), "warning"
