@@ -120,6 +120,10 @@ class WacAccount(models.Model):
         if not self.last_check_ok:
             blockers.append(_("Test connection fails: %(error)s",
                               error=self.last_error or _("no access token")))
+        elif self.state == "offboarded":
+            blockers.append(_("Meta offboarded the number (a phone change or a reinstall): it "
+                              "reconnects it by itself within minutes, and the held messages "
+                              "then go. Wait, or connect it again with Embedded Signup."))
         elif self.state != "connected":
             blockers.append(_("The account is %(state)s: connect it again with Embedded "
                               "Signup.", state=dict(self._fields["state"]._description_selection(

@@ -217,6 +217,8 @@ class TestHold(WacAutomationCase):
         event, trap = self.plan(self.maria, self.t0 + timedelta(hours=5))
         self.run_trapped(trap, self.t0)
         self.assertEqual(self.message_of(event, "confirmation", self.maria).status, "held")
+        self.assertTrue(any("reconnects it by itself" in b
+                            for b in self.account_a._wac_resume_check().blockers))
         with trap_jobs() as trap:
             self.account_update(payloads.reconnected(waba_id=CLINIC["waba_id"]))
         self.run_trapped(trap, self.t0)
@@ -290,6 +292,21 @@ class TestHold(WacAutomationCase):
         self.assertEqual(message.status, "dropped")
         self.assertIn("disabled", message.error_details)
         self.assertEqual(self.sent_messages(), [])
+
+    def test_held_and_dropped_do_not_dilute_the_failure_rate(self):
+        """5 failed of 10 sends is 50 %: held and dropped messages were not sent, so they
+        are no part of the rate (they made it 5 of 70 before)."""
+        now = fields.Datetime.now()
+        base = {"company_id": self.company_a.id, "account_id": self.account_a.id,
+                "direction": "out", "source": "api", "message_at": now}
+        self.env["wac.message"].create(
+            [dict(base, status="failed") for _i in range(5)]
+            + [dict(base, status="delivered", wamid="wamid.rate%d" % i) for i in range(5)]
+            + [dict(base, status="held", wa_held_since=now) for _i in range(50)]
+            + [dict(base, status="dropped") for _i in range(10)])
+        self.env.flush_all()
+        rates = self.account_a._wac_failure_rates(now)
+        self.assertIn("5 of 10", rates.get(self.account_a.id) or "")
 
     def test_held_longer_than_threshold_raises_the_alert(self):
         self.account_a._wac_pause("test pause")
