@@ -42,6 +42,7 @@
         "wizards/wac_resume_views.xml",
         "wizards/wac_change_number_views.xml",
         "views/wac_message_media_views.xml",
+        "views/wac_conversation_views.xml",
     ],
     "demo": ["demo/wac_account_demo.xml"],
     "assets": {

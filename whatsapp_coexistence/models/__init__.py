@@ -45,3 +45,11 @@ from . import wac_number_change
 from . import wac_account_number
 from . import ir_attachment
 from . import wac_message_media
+from . import wac_conversation
+from . import wac_conversation_notify
+from . import wac_conversation_send
+from . import wac_message_conversation
+from . import wac_account_conversation
+from . import res_partner_conversation
+from . import calendar_event_conversation
+from . import wac_contact_conversation

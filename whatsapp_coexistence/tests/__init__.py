@@ -35,3 +35,5 @@ from . import test_send_number_change
 from . import test_webhook_channel
 from . import test_webhook_races
 from . import test_webhook_continue
+from . import test_conversation
+from . import test_conversation_ui

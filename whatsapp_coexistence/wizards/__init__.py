@@ -1,3 +1,4 @@
 from . import wac_golive_override
 from . import wac_resume
 from . import wac_change_number
+from . import wac_conversation_reply
