@@ -15,6 +15,7 @@ from . import wac_rate_limit
 from . import wac_send
 from . import wac_send_planner
 from . import wac_send_sender
+from . import wac_send_sender_errors
 from . import wac_webhook_delivery
 from . import wac_webhook_event
 from . import wac_webhook_event_health

@@ -129,6 +129,19 @@ class TestTemplateMedia(WacAutomationCase):
         self.assertIn("Meta refused the template's header file", message.error_details)
         self.assertFalse(self.graph_requests(path_contains="/messages"))
 
+    def test_header_upload_with_an_expired_token_pauses_and_holds(self):
+        """Meta refuses the upload for the whole company (190): the company is paused and the
+        message held for Resume, as when the message itself meets a 190."""
+        self.use(self.tpl_image, PNG, "consulta.png")
+        self.fake.add_fault(match={"path": "/media"}, status=401, code=190)
+        result = self.send(self.event, "confirmation", self.maria)
+        self.assertTrue(result.startswith("paused: "), result)
+        self.assertTrue(self.account_a.automation_paused)
+        message = self.message_of(self.event, "confirmation", self.maria)
+        self.assertEqual(message.status, "held")
+        self.assertIn("Meta blocks sending", message.wa_held_reason)
+        self.assertFalse(self.graph_requests(path_contains="/messages"))
+
     def test_temporary_upload_refusal_is_retried_then_sent_once(self):
         self.use(self.tpl_image, PNG, "consulta.png")
         self.fake.add_fault(match={"path": "/media"}, status=503, code=131016)

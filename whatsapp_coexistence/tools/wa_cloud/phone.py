@@ -113,10 +113,14 @@ def _br_with_nine(digits):
 
 
 def _ar_with_nine(digits):
-    """``549...`` form of an Argentine number, or ``None``."""
+    """``549...`` form of an Argentine number, or ``None``.
+
+    The length tells the form, not a ``9`` after ``54``: 12 digits is ``54`` + the 10 national
+    digits (which may themselves start with 9), 13 digits starting ``549`` has the 9 already.
+    """
     if digits.startswith("549") and len(digits) == 13:
         return digits
-    if digits.startswith("54") and not digits.startswith("549") and len(digits) == 12:
+    if digits.startswith("54") and len(digits) == 12:
         return f"549{digits[2:]}"
     return None
 
