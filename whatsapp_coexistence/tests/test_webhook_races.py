@@ -131,3 +131,45 @@ class TestWebhookRaces(TransactionCase):
         second.invalidate_all()
         template = second["wac.template"].search([("meta_template_id", "=", "race-template")])
         self.assertEqual(template.quality_score, "RED")
+
+    # ------------------------------------------------------------------ number changes
+
+    def test_messages_folded_by_a_number_change_are_retried_quietly(self):
+        """A number change folds the duplicate contact's messages into the kept contact
+        while a status job updates one of those messages: the loser is retried, quietly."""
+        with closing(self.registry.cursor()) as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            kept, duplicate = env["wac.contact"].create([
+                {"company_id": self.company_id, "wa_id": NUMBER, "phone_key": NUMBER},
+                {"company_id": self.company_id, "wa_id": "5511812340009",
+                 "phone_key": "5511812340009"}])
+            message = env["wac.message"].create({
+                "company_id": self.company_id, "contact_id": duplicate.id,
+                "wamid": "wamid.RACE.ABSORB", "direction": "in", "source": "customer"})
+            cr.commit()  # pylint: disable=invalid-commit
+        self.addCleanup(self.remove_absorbed, message.id, duplicate.id)
+        first, second = self.two_transactions()
+        first["wac.message"].browse(message.id).write({"body": "status job"})
+        first.flush_all()
+        first.cr.commit()
+
+        def absorb():
+            second["wac.contact"].browse(kept.id)._wac_absorb(
+                second["wac.contact"].browse(duplicate.id))
+            second.flush_all()
+
+        self.assert_retried_quietly(absorb)
+        second.cr.rollback()  # the retry
+        absorb()
+        second.cr.commit()
+        second.invalidate_all()
+        moved = second["wac.message"].browse(message.id)
+        self.assertEqual((moved.contact_id.id, moved.body), (kept.id, "status job"))
+
+    def remove_absorbed(self, message_id, duplicate_id):
+        """The message and the retired contact (its key freed, so ``remove_committed`` does
+        not find it)."""
+        with closing(self.registry.cursor()) as cr:
+            cr.execute("DELETE FROM wac_message WHERE id = %s", [message_id])
+            cr.execute("DELETE FROM wac_contact WHERE id = %s", [duplicate_id])
+            cr.commit()  # pylint: disable=invalid-commit
