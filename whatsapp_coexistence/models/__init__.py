@@ -17,6 +17,7 @@ from . import wac_send_planner
 from . import wac_send_sender
 from . import wac_send_sender_errors
 from . import wac_webhook_delivery
+from . import wac_webhook_delivery_process
 from . import wac_webhook_event
 from . import wac_webhook_event_health
 from . import wac_webhook_rejection
