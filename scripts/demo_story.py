@@ -12,6 +12,8 @@ replies, the Business App echo and the history come back as signed webhooks.
 - Salão Bela live (a forced go-live, reason recorded: the attestations are left for the
   person trying the demo, so readiness shows 8/10): a week of appointments whose messages end
   sent, delivered, read, or failed with a Meta error; one customer confirms, one cancels.
+  Then Meta refuses the salon's token (190) on the next booking: automation pauses and that
+  confirmation is *held*, the banner on the account says how out (a new token, then Resume).
 
 Needs in the environment: ``WAC_FAKE_URL`` (the fake server) and the shell's ``env``.
 """
@@ -132,6 +134,15 @@ def salon_week(env, account):
     return people, events
 
 
+def token_expires(env, account, people):
+    """Meta refuses the salon's token on the next booking's confirmation: the company pauses
+    and the confirmation is held until someone pastes a new token and presses Resume."""
+    fake("faults", {"match": {"path": "/messages"}, "status": 401, "code": 190})
+    appointment(env, account.company_id, people[2], 6, 15, "Manicure")
+    env.cr.commit()
+    wait_for_jobs(env)
+
+
 def replies(env, account, people, events):
     """Ana confirms with the button, Beatriz cancels with "2"."""
     Message = env["wac.message"]
@@ -172,6 +183,7 @@ def main(env):
     clinic_week(env, clinic)
     people, events = salon_week(env, salon)
     replies(env, salon, people, events)
+    token_expires(env, salon, people)
     echo(env, clinic)
     params.set_param(MARKER, fields.Datetime.to_string(fields.Datetime.now()))
     env.cr.commit()
