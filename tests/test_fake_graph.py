@@ -303,6 +303,42 @@ def test_phone_quality_webhook_is_waba_level(srv, receiver):
                                "current_limit": "TIER_1K"}
 
 
+def test_second_number_on_a_waba(srv, http):
+    srv.add_phone(CLINIC_WABA, "106540352249999", "+55 11 91111-2222", is_on_biz_app=True,
+                  verified_name="Clínica Sorriso")
+    body = call(http, srv, "GET", "/%s/phone_numbers" % CLINIC_WABA).json()
+    assert [p["id"] for p in body["data"]] == [CLINIC_PHONE, "106540352249999"]
+    new = call(http, srv, "GET", "/106540352249999",
+               params={"fields": "display_phone_number,is_on_biz_app"}).json()
+    assert (new["display_phone_number"], new["is_on_biz_app"]) == ("+55 11 91111-2222", True)
+    # The new number's syncs are its own: requested once each, like any number.
+    resp = call(http, srv, "POST", "/106540352249999/smb_app_data",
+                json={"messaging_product": "whatsapp", "sync_type": "history"})
+    assert resp.status_code == 200 and resp.json()["request_id"]
+    with pytest.raises(ValueError):
+        srv.add_phone(CLINIC_WABA, CLINIC_PHONE, "+55 11 98765-4321")
+    with pytest.raises(KeyError):
+        srv.add_phone(CLINIC_WABA, "106540352248888", "+55 11 93333-4444", bogus=1)
+    srv.reset()
+    body = call(http, srv, "GET", "/%s/phone_numbers" % CLINIC_WABA).json()
+    assert [p["id"] for p in body["data"]] == [CLINIC_PHONE]
+
+
+def test_number_change_webhook_is_a_system_message(srv, receiver):
+    srv.configure(webhook_url=receiver.url)
+    sent = srv.send_number_change(CLINIC_PHONE, "+55 11 99123-4567", "5511955554444",
+                                  name="Maria")
+    change = receiver.wait_for(1)[0]["entry"][0]["changes"][0]
+    assert change["field"] == "messages"
+    value = change["value"]
+    assert "contacts" not in value
+    assert value["metadata"]["phone_number_id"] == CLINIC_PHONE
+    (msg,) = value["messages"]
+    assert (msg["id"], msg["from"], msg["type"]) == (sent["wamid"], "5511991234567", "system")
+    assert msg["system"] == {"body": "User Maria changed from 5511991234567 to 5511955554444",
+                             "wa_id": "5511955554444", "type": "user_changed_number"}
+
+
 # ---------------------------------------------------------------------------------------------
 # Sending
 # ---------------------------------------------------------------------------------------------

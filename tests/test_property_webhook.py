@@ -29,7 +29,8 @@ PROPERTY = settings(max_examples=80)
 
 #: What the event handlers of ``wac.webhook.event`` extract, by field.
 EXTRACTORS = {
-    "messages": (webhook.statuses, webhook.inbound_messages, webhook.change_errors),
+    "messages": (webhook.statuses, webhook.inbound_messages, webhook.change_errors,
+                 webhook.number_changes),
     "smb_message_echoes": (webhook.echoes,),
     "history": (webhook.history_media,),
     "smb_app_state_sync": (webhook.state_sync,),

@@ -388,6 +388,35 @@ def test_system_changed_number():
     assert msg.text.startswith("User Sheena Nelson changed")
 
 
+def test_number_change_is_a_typed_event():
+    value = one_value(payloads.system_changed_number(), "messages")
+    (change,) = webhook.number_changes(value)
+    assert change.old_wa_id == payloads.USER_WA_ID
+    assert change.new_wa_id == "12195555358"
+    assert change.wamid.startswith("wamid.")
+    assert change.timestamp == 1739321024
+    assert change.body == "User Sheena Nelson changed from 16505551234 to 12195555358"
+    # The same message is still a stored inbound message.
+    assert webhook.inbound_messages(value)[0].type == "system"
+
+
+def test_number_changes_skip_other_messages_and_incomplete_ones():
+    value = one_value(payloads.system_changed_number(), "messages")
+    (system,) = value["messages"]
+    other_system = copy.deepcopy(system)
+    other_system["system"] = {"type": "user_changed_user_id", "body": "BSUID changed"}
+    no_new_number = copy.deepcopy(system)
+    del no_new_number["system"]["wa_id"]
+    same_number = copy.deepcopy(system)
+    same_number["system"]["wa_id"] = system["from"]
+    not_system = copy.deepcopy(system)
+    not_system["type"] = "text"
+    value["messages"] = [other_system, no_new_number, same_number, not_system, "junk", system]
+    assert [c.new_wa_id for c in webhook.number_changes(value)] == ["12195555358"]
+    assert webhook.number_changes({}) == []
+    assert webhook.number_changes({"messages": [{"type": "system", "system": "x"}]}) == []
+
+
 def test_messages_value_without_messages():
     assert webhook.inbound_messages({}) == []
     assert webhook.inbound_messages(None) == []

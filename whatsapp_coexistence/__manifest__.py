@@ -2,7 +2,7 @@
     "name": "WhatsApp Coexistence",
     "summary": "One WhatsApp Business number per company, shared by the "
     "WhatsApp Business App and the Cloud API (coexistence mode)",
-    "version": "18.0.1.2.0",
+    "version": "18.0.1.3.0",
     "category": "Marketing/WhatsApp",
     "website": "https://github.com/whatsapp-coexistence/whatsapp_coexistence",
     "author": "whatsapp_coexistence developers",
@@ -36,6 +36,11 @@
         "views/wac_webhook_analysis_views.xml",
         "wizards/wac_golive_override_views.xml",
         "views/whatsapp_coexistence_menus.xml",
+        "data/ir_cron_hold_data.xml",
+        "views/wac_message_hold_views.xml",
+        "views/wac_account_resume_views.xml",
+        "wizards/wac_resume_views.xml",
+        "wizards/wac_change_number_views.xml",
     ],
     "demo": ["demo/wac_account_demo.xml"],
     "assets": {

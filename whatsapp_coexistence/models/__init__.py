@@ -36,3 +36,10 @@ from . import wac_media_upload
 from . import wac_account_media
 from . import wac_template_mapping_media
 from . import wac_send_sender_media
+from . import wac_message_hold
+from . import wac_account_resume
+from . import res_config_settings_hold
+from . import wac_contact_number
+from . import wac_message_number
+from . import wac_number_change
+from . import wac_account_number

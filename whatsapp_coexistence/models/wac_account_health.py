@@ -250,7 +250,8 @@ class WacAccount(models.Model):
               FROM wac_account a
               JOIN wac_message m ON m.company_id = a.company_id
              WHERE a.id IN %s AND m.direction = 'out' AND m.source = 'api'
-               AND m.create_date >= %s AND m.status NOT IN ('dry_run', 'withdrawn')
+               AND m.create_date >= %s
+               AND m.status NOT IN ('dry_run', 'withdrawn', 'held', 'dropped')
              GROUP BY a.id
         """, (tuple(self.ids), now - timedelta(hours=1)))
         return {account_id: self.env._(

@@ -17,6 +17,7 @@ AUDIT_ACTIONS = [
     ("disconnect", "Disconnect"),
     ("override", "Go-live override"),
     ("attest", "Attestation"),
+    ("change_number", "Number change"),
 ]
 # What a secret's old and new values are written as: never the value itself.
 SECRET_SET = "set"

@@ -35,7 +35,7 @@ HISTORY_COLUMNS = {
     "company_id": "int4", "account_id": "int4", "contact_id": "int4", "partner_id": "int4",
     "wamid": "varchar", "direction": "varchar", "source": "varchar", "message_type": "varchar",
     "body": "text", "is_placeholder": "bool", "media_id": "varchar",
-    "message_at": "timestamp", "status": "varchar",
+    "message_at": "timestamp", "status": "varchar", "phone_number_id": "varchar",
 }
 
 
@@ -403,6 +403,7 @@ class WacMessage(models.Model):
             "message_at": _ts(msg.timestamp),
             "status": HISTORY_STATUSES.get(msg.status or "",
                                            "sent" if outbound else "received"),
+            "phone_number_id": account.phone_number_id,
         }
 
     @api.model

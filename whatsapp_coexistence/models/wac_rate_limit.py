@@ -283,7 +283,8 @@ class WacRateBucket(models.Model):
             ("company_id", "=", account.company_id.id), ("contact_id", "=", contact.id),
             ("direction", "=", "out"), ("source", "=", "api"),
             ("create_date", ">=", fields.Datetime.now() - timedelta(days=1)),
-            ("status", "not in", ("failed", "dry_run", "withdrawn")),
+            # Held and dropped messages have not gone (a held one counts when it goes).
+            ("status", "not in", ("failed", "dry_run", "withdrawn", "held", "dropped")),
             ("id", "!=", message.id or 0)])
         if count < account.recipient_daily_cap:
             return None

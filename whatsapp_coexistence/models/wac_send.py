@@ -34,6 +34,20 @@ class SendJob(NamedTuple):
     options: dict
 
 
+class Blocker(NamedTuple):
+    """Why a company sends nothing automatically right now (``_wac_company_blocker``).
+
+    :ivar reason: what people read
+    :ivar worth_a_log: worth a line on the appointment's chatter
+    :ivar holds: the stop is temporary (a pause, the kill switch): messages that come due
+        are held and go, or are dropped, when it ends (``wac_message_hold.py``)
+    """
+
+    reason: str
+    worth_a_log: bool
+    holds: bool = False
+
+
 class WacSend(models.AbstractModel):
     """The appointment send jobs (no table): build, queue, drop and run them."""
 
@@ -83,28 +97,33 @@ class WacSend(models.AbstractModel):
     def _wac_company_blocker(self, company, account=None):
         """Why ``company`` sends nothing automatically right now, or ``None``.
 
+        A disabled or missing account sends nothing, for good. A pause or the kill switch
+        *holds*: they end with Resume or when the switch goes off, so the messages that come
+        due meanwhile wait for that instead of being lost.
+
         :param account: the company's account when the caller has it already
-        :returns: ``(reason, worth_a_chatter_note)`` or ``None``
+        :rtype: Blocker or None
         """
         _ = self.env._
-        if self._wac_kill_switch():
-            return _("Automated WhatsApp messages are stopped for the whole installation "
-                     "(kill switch)."), True
         if account is None:
             account = company.sudo().wa_account_id
         if not account:
-            return _("%(company)s has no WhatsApp account.", company=company.name), False
+            return Blocker(_("%(company)s has no WhatsApp account.", company=company.name), False)
         if account.automation_mode == "disabled":
-            return _("WhatsApp automation is disabled for %(company)s.",
-                     company=company.name), False
+            return Blocker(_("WhatsApp automation is disabled for %(company)s.",
+                             company=company.name), False)
+        if self._wac_kill_switch():
+            return Blocker(_("Automated WhatsApp messages are stopped for the whole "
+                             "installation (kill switch)."), True, True)
         if account.automation_paused:
-            return _("WhatsApp automation of %(company)s is paused: %(reason)s",
-                     company=company.name, reason=account.automation_pause_reason or "?"), True
+            return Blocker(_("WhatsApp automation of %(company)s is paused: %(reason)s",
+                             company=company.name,
+                             reason=account.automation_pause_reason or "?"), True, True)
         if account.state != "connected":
-            return _("The WhatsApp account of %(company)s is not connected (%(state)s).",
-                     company=company.name,
-                     state=dict(account._fields["state"]._description_selection(self.env)).get(
-                         account.state)), True
+            return Blocker(_("The WhatsApp account of %(company)s is not connected "
+                             "(%(state)s).", company=company.name,
+                             state=dict(account._fields["state"]._description_selection(
+                                 self.env)).get(account.state)), True)
         return None
 
     # ------------------------------------------------------------

@@ -194,10 +194,14 @@ class WacSendPlanner(models.AbstractModel):
     @api.model
     def _wac_plan_company(self, company, items, late_ok=False):
         """Plan one company's items: at once, in a planning job, or not at all (and say why
-        on the appointments)."""
+        on the appointments).
+
+        A pause or the kill switch does not stop the planning: the send jobs run when due and
+        hold their messages until the stop ends (``Blocker.holds``).
+        """
         blocker = self.env["wac.send"]._wac_company_blocker(company)
-        if blocker:
-            self._wac_plan_blocked(items, *blocker)
+        if blocker and not blocker.holds:
+            self._wac_plan_blocked(items, blocker.reason, blocker.worth_a_log)
             return
         if len(items) >= PLAN_IN_JOB_MIN and not self.env.context.get(PLAN_INLINE):
             self._wac_defer_plan(company, items, late_ok)
@@ -209,6 +213,10 @@ class WacSendPlanner(models.AbstractModel):
         plan.notes.update(self._wac_plan_notes(
             {event: plan.events[event] for event, note in plan.notes.items() if note is None},
             plan.tz))
+        if blocker:
+            plan.notes = {event: self.env._(
+                "%(note)s Held while this lasts: %(reason)s", note=note,
+                reason=blocker.reason) for event, note in plan.notes.items()}
         self._wac_write_notes(plan.notes, {e: lines for e, lines in plan.logs.items() if lines},
                               plan.markers)
 
@@ -404,14 +412,13 @@ class WacSendPlanner(models.AbstractModel):
 
         Events of companies whose automation runs, active, not started, whose reminders were
         not planned for their current start (``wa_reminder_start``). Identity keys keep a
-        reminder already waiting from being queued twice.
+        reminder already waiting from being queued twice. A paused company (or the kill
+        switch) still plans: its reminders are held when due, not lost.
         """
         now = self.env["wac.send"]._wac_now()
         accounts = self.env["wac.account"].sudo().search([
-            ("automation_mode", "!=", "disabled"), ("state", "=", "connected"),
-            ("automation_paused", "=", False)])
-        if self.env["wac.send"]._wac_kill_switch():
-            return 0
+            ("automation_mode", "!=", "disabled"),
+            "|", ("state", "=", "connected"), ("automation_paused", "=", True)])
         events = self.env["calendar.event"]
         for account in accounts:
             horizon = now + timedelta(hours=account.reminder_offset_hours) + REMINDER_LOOKAHEAD

@@ -136,6 +136,9 @@ class WacSendSender(models.AbstractModel):
         if message.status == "failed" and not message.wa_retry_confirmed:
             return "failed earlier: %s" % (message.error_title or "?")
         out = Outgoing(company, account, kind, key, start, snapshot, message, event, partner)
+        blocker = self._wac_jobs()._wac_company_blocker(company, account)
+        if blocker and blocker.holds:
+            return self._wac_hold(out, blocker.reason)
         reason = self._wac_why_not(out)
         if reason:
             return self._wac_skip(out, reason)
@@ -386,6 +389,20 @@ class WacSendSender(models.AbstractModel):
                 ignore_retry=True)
         return verdict
 
+    def _wac_hold(self, out, reason):
+        """The company is paused or the kill switch is on: a message still relevant is held
+        (``wac_message_hold.py`` releases it); one that no longer is, is skipped."""
+        out.data = out.snapshot or (out.event._wac_data() if out.event else None)
+        irrelevant = self._wac_irrelevant(out.kind, out.event, out.data, out.partner, out.start)
+        if irrelevant:
+            return self._wac_skip(out, irrelevant)
+        self.env["wac.message"]._wac_hold_row(out, reason)
+        jobs = self._wac_jobs()
+        jobs._wac_log(out.event, self.env._(
+            "WhatsApp %(kind)s to %(name)s held: %(reason)s",
+            kind=jobs._wac_kind_label(out.kind), name=out.partner.name, reason=reason))
+        return "held: %s" % reason
+
     def _wac_fail(self, out, vals, reason):
         """Record a message that will not be sent without a person's action."""
         vals = dict(vals, status="failed", error_code=False,
@@ -404,6 +421,8 @@ class WacSendSender(models.AbstractModel):
         message = out.message
         if message.status == "pending" and not (message.wamid or message.wa_attempt_open):
             message._wac_withdraw(reason)
+        elif message.status == "held":
+            message._wac_drop(reason)
         self._wac_log_not_sent(out, reason)
         return "skipped: %s" % reason
 
@@ -430,9 +449,9 @@ class WacSendSender(models.AbstractModel):
             self._wac_throttled(out, error, message_id, details)
         if isinstance(error, wa_errors.RetryableError):
             return self._wac_retry_or_fail(out, error, message_id, details)
-        self.env["wac.message"]._wac_close_attempt(message_id, dict(details, status="failed"))
         if isinstance(error, wa_errors.TenantBlockingError):
-            return self._wac_tenant_blocked(out, error)
+            return self._wac_tenant_blocked(out, error, message_id, details)
+        self.env["wac.message"]._wac_close_attempt(message_id, dict(details, status="failed"))
         jobs = self._wac_jobs()
         jobs._wac_log(out.event, self.env._(
             "WhatsApp %(kind)s to %(name)s refused by Meta: %(error)s",
@@ -472,11 +491,18 @@ class WacSendSender(models.AbstractModel):
         self._wac_jobs()._wac_log(out.event, reason, activity=True)
         return "failed: %s" % error
 
-    def _wac_tenant_blocked(self, out, error):
-        """Meta blocks the whole company (token, account, payment): automation is paused."""
+    def _wac_tenant_blocked(self, out, error, message_id, details):
+        """Meta blocks the whole company (token, account, payment): automation is paused.
+
+        Meta answered, so nothing was sent: the message is held with the others and goes
+        (or is dropped) on Resume.
+        """
         account = out.account
         reason = self.env._("Meta blocks sending for %(company)s: %(error)s",
                             company=out.company.name, error=account._wac_error_advice(error))
+        self.env["wac.message"]._wac_close_attempt(message_id, dict(
+            details, status="held", wa_held_reason=reason,
+            wa_held_since=fields.Datetime.now()))
         vals = {"last_error": reason}
         if isinstance(error, wa_errors.AuthError):
             vals.update(state="needs_reauth", state_reason=str(error))

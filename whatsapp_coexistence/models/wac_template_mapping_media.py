@@ -88,7 +88,8 @@ class WacTemplateMapping(models.Model):
         Meta (or its media id reused); ``None`` when the header is not a file.
 
         :param account: the sending account
-        :param attachment: a file for this send only, instead of the mapping's
+        :param attachment: a file for this send only, instead of the mapping's (and named
+            by its own name)
         :raises ValueError: no file, or a file Meta refuses (the send fails with the reason)
         :raises WaCloudError: Meta's answer to the upload
         :rtype: dict | None
@@ -97,12 +98,13 @@ class WacTemplateMapping(models.Model):
         kind = self.template_id._wac_spec().header_media
         if not kind:
             return None
+        per_send = bool(attachment)
         attachment = attachment or self._wac_header_attachment()
         if not attachment:
             raise ValueError(self.env._(
                 "The template's header is %(kind)s: upload the header file on the mapping.",
                 kind=account._wac_media_kind_label(kind, article=True)))
-        filename = self.header_filename or attachment.name
+        filename = (not per_send and self.header_filename) or attachment.name
         try:
             media_id = account._wac_upload_media(attachment, kind=kind, filename=filename)
         except UserError as refusal:

@@ -107,6 +107,9 @@ class WacWebhookEvent(models.Model):
         ])
         by_phone = {a.phone_number_id: a for a in accounts if a.phone_number_id}
         by_waba = {a.waba_id: a for a in accounts if a.waba_id}
+        # A number a company left: say so, rather than "nobody owns it".
+        retired = self.env["wac.number.change"]._wac_retired(
+            [p for p in self.mapped("phone_number_id") if p not in by_phone])
         for event in self:
             if event.field not in webhook.HANDLED_FIELDS:
                 event.write({"state": "ignored", "summary": "Field not handled"})
@@ -119,8 +122,10 @@ class WacWebhookEvent(models.Model):
                 event.write({"account_id": account.id, "company_id": account.company_id.id,
                              "state": "pending"})
             else:
+                change = retired.get(event.phone_number_id)
                 event.write({"account_id": False, "company_id": False, "state": "unroutable",
-                             "summary": "No company owns this number or WABA"})
+                             "summary": change._wac_unroutable_summary() if change
+                             else "No company owns this number or WABA"})
 
     # ------------------------------------------------------------
     # PROCESSING
@@ -308,6 +313,14 @@ class WacWebhookEvent(models.Model):
             units.run("message", inbound,
                       lambda batch: Message._wac_ingest_inbound(account, batch))
             parts.append("%d inbound message(s)" % len(inbound))
+        # After the messages: the system message is stored on the old number's contact,
+        # which then moves to the new number with it.
+        changes = webhook.number_changes(value)
+        if changes:
+            Contact = self.env["wac.contact"].sudo()
+            units.run("number change", changes,
+                      lambda batch: Contact._wac_apply_number_changes(account, batch))
+            parts.append("%d number change(s)" % len(changes))
         errors = webhook.change_errors(value)
         units.run("error", errors,
                   lambda batch: [account._wac_log_meta_error(error) for error in batch])

@@ -25,3 +25,8 @@ from . import test_overview
 from . import test_demo
 from . import test_media_upload
 from . import test_template_media
+from . import test_hold
+from . import test_resume_ui
+from . import test_customer_number_change
+from . import test_business_number_change
+from . import test_number_change_ui

@@ -166,17 +166,19 @@ class TestAutomationTriggers(WacAutomationCase):
         self.assertEqual(event.wa_automation_note,
                          "The appointment is in the past: no WhatsApp message.")
 
-    def test_kill_switch_stops_enqueue(self):
+    def test_kill_switch_still_plans(self):
+        # The switch holds, it does not lose: jobs are planned and hold their messages when
+        # they run (test_hold covers the holding and the release).
         self.env["ir.config_parameter"].set_param(PARAM_KILL_SWITCH, True)
         trap, event = self.enqueue(self.make_event, self.maria)
-        trap.assert_jobs_count(0)
+        trap.assert_jobs_count(1)
         self.assertIn("kill switch", event.wa_automation_note)
-        self.plan_reminders(FUTURE_START - DAY).assert_jobs_count(0)
+        self.plan_reminders(FUTURE_START - DAY).assert_jobs_count(1)
 
-    def test_paused_company_enqueues_nothing_other_company_does(self):
+    def test_paused_company_holds_other_company_sends(self):
         self.account_a._wac_pause("token revoked")
         trap, event_a = self.enqueue(self.make_event, self.maria)
-        trap.assert_jobs_count(0)
+        trap.assert_jobs_count(1)
         self.assertIn("paused: token revoked", event_a.wa_automation_note)
         trap, _event_b = self.enqueue(self.make_event, self.joao, company=self.company_b,
                                       user=self.env.user)

@@ -166,6 +166,7 @@ class TestSend(WacAutomationCase):
         self.env["ir.config_parameter"].set_param(PARAM_KILL_SWITCH, True)
         self.assertIn("kill switch", self.send(self.event, "confirmation", self.maria))
         self.assert_nothing_sent()
+        self.assertEqual(self.message_of(self.event, "confirmation", self.maria).status, "held")
 
     def test_mode_disabled_at_send_time(self):
         self.account_a.automation_mode = "disabled"
@@ -330,10 +331,13 @@ class TestSend(WacAutomationCase):
         self.assertIn("paused", result)
         self.assertRecordValues(self.account_a, [{"automation_paused": True,
                                                   "state": "needs_reauth"}])
-        self.assertEqual(self.message_of(self.event, "confirmation", self.maria).status, "failed")
+        # Meta answered, so nothing went: the message waits for Resume with the others.
+        message = self.message_of(self.event, "confirmation", self.maria)
+        self.assertRecordValues(message, [{"status": "held", "error_code": 190}])
+        self.assertIn("Meta blocks sending", message.wa_held_reason)
         self.assertTrue(self.account_a.activity_ids, "the managers are told")
-        # Company A's other jobs stop; company B keeps sending.
-        self.assertIn("paused", self.send(self.event, "reminder", self.maria))
+        # Company A's other jobs stop (held); company B keeps sending.
+        self.assertIn("held", self.send(self.event, "reminder", self.maria))
         self.assertTrue(self.send(event_b, "confirmation", self.joao).startswith("sent"))
         self.assertEqual(len(self.fake.messages(SALON["phone_number_id"])), 1)
         self.assertEqual(self.fake.messages(CLINIC["phone_number_id"]), [])

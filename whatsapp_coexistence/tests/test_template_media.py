@@ -141,3 +141,15 @@ class TestTemplateMedia(WacAutomationCase):
         self.assertEqual(self.message_of(self.event, "confirmation", self.maria).wa_send_key,
                          "wac:%d:confirmation:%d:%s" % (self.event.id, self.maria.id,
                                                         start_key(FUTURE_START)))
+
+    def test_a_file_for_one_send_replaces_the_mappings(self):
+        mapping = self.use(self.tpl_document, PDF, "preparo.pdf")
+        other = PDF + b"outro"
+        attachment = self.env["ir.attachment"].create({
+            "name": "preparo-maria.pdf", "mimetype": "application/pdf",
+            "datas": base64.b64encode(other)})
+        media = mapping._wac_header_media(self.account_a, attachment=attachment)
+        self.assertEqual(self.fake.upload(media["id"])["content"], other)
+        self.assertEqual(media["filename"], "preparo-maria.pdf")
+        self.assertIsNone(self.map_reminder._wac_header_media(self.account_a),
+                          "a template without a media header needs no file")

@@ -586,6 +586,10 @@ class FakeGraphServer:
                            with_time=True)
         return self._deliver_now(str(waba_id), None, payload, url)
 
+    def add_token(self, token, waba_ids):
+        """Issue a new token for ``waba_ids``; see :meth:`FakeState.add_token`."""
+        self.state.add_token(token, waba_ids)
+
     def set_token(self, token, expires_at=None, revoked=None):
         """Give a token an expiry or revoke it; see :meth:`FakeState.set_token`."""
         self.state.set_token(token, expires_at=expires_at, revoked=revoked)
@@ -596,6 +600,23 @@ class FakeGraphServer:
         :rtype: dict
         """
         return self.state.set_phone(phone_number_id, **values)
+
+    def add_phone(self, waba_id, phone_number_id, display_phone_number, **values):
+        """Add a second number to a WABA (the business is changing its number); see
+        :meth:`FakeState.add_phone`.
+
+        :rtype: dict
+        """
+        return self.state.add_phone(waba_id, phone_number_id, display_phone_number, **values)
+
+    def send_number_change(self, phone_number_id, old_wa_id, new_wa_id, name=None, url=None):
+        """Deliver a customer's ``user_changed_number`` system message to a business number.
+
+        :rtype: dict
+        """
+        waba_id, wamid, payload = self.state.number_change_webhook(
+            phone_number_id, old_wa_id, new_wa_id, name)
+        return self._deliver_now(waba_id, wamid, payload, url)
 
     def send_phone_event(self, phone_number_id, field, url=None, **value):
         """Deliver ``phone_number_quality_update`` (``event``, ``current_limit``) or

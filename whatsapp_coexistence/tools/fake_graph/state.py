@@ -151,6 +151,11 @@ DEFAULT_CODE_FOR_STATUS = {400: 100, 401: 190, 403: 200, 404: 100, 429: 130429, 
                            503: 131016}
 
 
+#: Fields of a phone number that :meth:`FakeState.set_phone` and ``add_phone`` accept.
+PHONE_SETTABLE = frozenset({"status", "quality_rating", "name_status", "messaging_limit_tier",
+                            "verified_name", "is_on_biz_app"})
+
+
 def http_status_for_code(code):
     """Return the HTTP status Meta answers with for a Graph error ``code``.
 
@@ -696,6 +701,20 @@ class FakeState:
                     {"scope": "whatsapp_business_management", "target_ids": wabas},
                     {"scope": "whatsapp_business_messaging", "target_ids": wabas}]}}
 
+    def add_token(self, token, waba_ids):
+        """Issue ``token`` for ``waba_ids``, as a business generating a new System User token
+        in Meta Business Settings would (the value is the caller's, so a browser test can
+        type it).
+
+        :raises ValueError: for an unknown WABA.
+        """
+        with self.lock:
+            unknown = set(waba_ids) - set(self.wabas)
+            if unknown:
+                raise ValueError(f"unknown waba_id {sorted(unknown)}")
+            self.tokens[token] = {"token": token, "source": "manual",
+                                  "waba_ids": set(waba_ids)}
+
     def set_token(self, token, expires_at=None, revoked=None):
         """Change a token as Meta would: give it an expiry (a user token) or revoke it.
 
@@ -719,14 +738,51 @@ class FakeState:
 
         :raises KeyError: for an unknown phone number or field.
         """
-        allowed = {"status", "quality_rating", "name_status", "messaging_limit_tier",
-                   "verified_name", "is_on_biz_app"}
-        unknown = sorted(set(values) - allowed)
+        unknown = sorted(set(values) - PHONE_SETTABLE)
         if unknown:
             raise KeyError("unknown phone fields: {}".format(", ".join(unknown)))
         with self.lock:
             self.phones[str(phone_id)].update(values)
             return dict(self.phones[str(phone_id)])
+
+    def add_phone(self, waba_id, phone_id, display_phone_number, **values):
+        """Add a phone number to a WABA, as a business adding a second number in WhatsApp
+        Manager (a number change). ``values``: the :meth:`set_phone` fields.
+
+        :raises KeyError: for an unknown WABA or field.
+        :raises ValueError: for a phone number id already in use.
+        :rtype: dict
+        """
+        unknown = sorted(set(values) - PHONE_SETTABLE)
+        if unknown:
+            raise KeyError("unknown phone fields: {}".format(", ".join(unknown)))
+        with self.lock:
+            waba = self.wabas[str(waba_id)]
+            if str(phone_id) in self.phones:
+                raise ValueError(f"phone number id {phone_id} is already in use")
+            phone = dict(values, id=str(phone_id), waba_id=waba["id"],
+                         display_phone_number=display_phone_number, contacts=[], history=[],
+                         syncs={}, registrations=[])
+            self.phones[phone["id"]] = phone
+            waba["phone_ids"].append(phone["id"])
+            return dict(phone)
+
+    def number_change_webhook(self, phone_id, old_wa_id, new_wa_id, name=None):
+        """Build the ``user_changed_number`` system message (System messages webhook
+        reference): from the old number, the new ``wa_id`` in ``system``, no ``contacts``.
+
+        :return: ``(waba_id, wamid, payload)``.
+        """
+        with self.lock:
+            phone = self.phones[str(phone_id)]
+            md = phone_metadata(phone)
+        old, new = digits(old_wa_id), digits(new_wa_id)
+        wamid = new_wamid(old)
+        msg = {"from": old, "id": wamid, "timestamp": str(int(time.time())), "type": "system",
+               "system": {"body": f"User {name or old} changed from {old} to {new}",
+                          "wa_id": new, "type": "user_changed_number"}}
+        value = {"messaging_product": "whatsapp", "metadata": md, "messages": [msg]}
+        return phone["waba_id"], wamid, envelope(phone["waba_id"], "messages", value)
 
     def phone_event_webhook(self, phone_id, field, value):
         """Build a WABA-level phone webhook (``phone_number_quality_update``,

@@ -481,6 +481,55 @@ def inbound_messages(value):
     return result
 
 
+#: ``system.type`` of the message Meta sends when a customer changes their number.
+USER_CHANGED_NUMBER = "user_changed_number"
+
+
+@dataclass(frozen=True)
+class NumberChange:
+    """A customer moved their WhatsApp account to a new phone number (System messages webhook
+    reference, ``system.type`` ``user_changed_number``).
+
+    The message comes from the old number (``from``) and names the new one in ``system.wa_id``;
+    it carries no ``contacts`` block.
+
+    :ivar wamid: the system message's id
+    :ivar old_wa_id: the number the customer left (digits), from ``from``
+    :ivar new_wa_id: the customer's new ``wa_id`` (digits)
+    :ivar body: Meta's sentence ("User A changed from ... to ..."), or ``None``
+    :ivar timestamp: unix seconds, ``None`` if missing
+    """
+
+    wamid: str | None
+    old_wa_id: str
+    new_wa_id: str
+    body: str | None
+    timestamp: int | None
+    raw: dict = dc_field(default_factory=dict, repr=False, compare=False)
+
+
+def number_changes(value):
+    """Extract the ``user_changed_number`` system messages of ``value.messages[]``.
+
+    A message without both numbers, or whose numbers are the same, tells nothing to act on
+    and is left out (it is still stored as a message by :func:`inbound_messages`).
+
+    :rtype: list[NumberChange]
+    """
+    result = []
+    for msg in _list(_dict(value).get("messages")):
+        system = _dict(msg.get("system"))
+        if msg.get("type") != "system" or system.get("type") != USER_CHANGED_NUMBER:
+            continue
+        old, new = _key(msg.get("from")), _key(system.get("wa_id"))
+        if not old or not new or old == new:
+            continue
+        result.append(NumberChange(wamid=_key(msg.get("id")), old_wa_id=old, new_wa_id=new,
+                                   body=_str(system.get("body")),
+                                   timestamp=_int(msg.get("timestamp")), raw=msg))
+    return result
+
+
 # ---------------------------------------------------------------------------
 # statuses
 # ---------------------------------------------------------------------------
