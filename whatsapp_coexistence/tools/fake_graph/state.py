@@ -1235,6 +1235,37 @@ class FakeState:
             webhooks to send (``[(status, error_code or None), ...]``).
         :raises GraphError: validation, template and rate-limit errors.
         """
+        to, msg_type = self._check_envelope(payload)
+        wa_id = self.wa_id_for(to)
+        if len(wa_id) < 8:
+            raise invalid_param(f"Invalid WhatsApp recipient: {to!r}")
+        if wa_id == digits(phone["display_phone_number"]):
+            raise GraphError(131021)
+        category, media_failure = self._check_content(phone, msg_type, payload)
+        now = time.time()
+        with self.lock:
+            self._check_throughput(phone, wa_id, now)
+            wamid = new_wamid(wa_id)
+            while wamid in self.messages:
+                wamid = new_wamid(wa_id)
+            record = {
+                "wamid": wamid, "phone_number_id": phone["id"], "waba_id": phone["waba_id"],
+                "to": to, "wa_id": wa_id, "type": msg_type, "category": category,
+                "biz_opaque_callback_data": payload.get("biz_opaque_callback_data"),
+                "payload": copy.deepcopy(payload), "time": now, "statuses": [],
+                "plan": self._status_plan(wa_id, media_failure),
+            }
+            self.messages[wamid] = record
+            while len(self.messages) > int(self.config["max_records"]):
+                self.messages.popitem(last=False)
+        response = {"messaging_product": "whatsapp",
+                    "contacts": [{"input": to, "wa_id": wa_id}],
+                    "messages": [{"id": wamid, "message_status": "accepted"}]}
+        return response, record
+
+    @staticmethod
+    def _check_envelope(payload):
+        """The fields every send needs, checked as Meta does; returns ``(to, type)``."""
         if not isinstance(payload, dict):
             raise invalid_param("The request body must be a JSON object")
         product = payload.get("messaging_product")
@@ -1253,12 +1284,10 @@ class FakeState:
             choices = ", ".join(t.upper() for t in MESSAGE_TYPES)
             raise invalid_param(
                 "type", f'(#100) Param type must be one of {{{choices}}} - got "{msg_type}".')
-        wa_id = self.wa_id_for(to)
-        if len(wa_id) < 8:
-            raise invalid_param(f"Invalid WhatsApp recipient: {to!r}")
-        if wa_id == digits(phone["display_phone_number"]):
-            raise GraphError(131021)
-        category, media_failure = "service", None
+        return to, msg_type
+
+    def _check_content(self, phone, msg_type, payload):
+        """The message's own object, checked by type; returns ``(category, media failure)``."""
         if msg_type == "text":
             body = (payload.get("text") or {}).get("body") if isinstance(
                 payload.get("text"), dict) else None
@@ -1268,61 +1297,45 @@ class FakeState:
             if len(body) > 4096:
                 raise invalid_param("text body too long", "(#100) Param text['body'] must be "
                                     "at most 4096 characters long.")
-        elif msg_type == "template":
+            return "service", None
+        if msg_type == "template":
             tpl = self._check_template(phone["waba_id"], payload.get("template"))
-            category = tpl["category"].lower()
-            media_failure = self._template_media_failure(phone, payload["template"])
-        elif not isinstance(payload.get(msg_type), dict):
+            return tpl["category"].lower(), self._template_media_failure(
+                phone, payload["template"])
+        if not isinstance(payload.get(msg_type), dict):
             raise invalid_param(f"{msg_type} object is required",
                                 f"(#100) The parameter {msg_type} is required.")
-        else:
-            media_failure = self._check_media_object(phone, msg_type, payload[msg_type])
-        now = time.time()
-        with self.lock:
-            limit = self.config["throughput_limit"]
-            if limit:
-                window = self._rate.setdefault(phone["id"], deque())
-                while window and window[0] <= now - 1.0:
-                    window.popleft()
-                if len(window) >= limit:
-                    raise GraphError(130429, details="Cloud API message throughput has been "
-                                     "reached.")
-                window.append(now)
-            spacing = self.config["pair_limit_seconds"]
-            if spacing:
-                key = (phone["id"], wa_id)
-                last = self._pair.get(key)
-                if last is not None and now - last < spacing:
-                    raise GraphError(131056, details="Message failed to send because there "
-                                     "were too many messages sent from this phone number to the "
-                                     "same phone number in a short period of time.")
-                self._pair[key] = now
-            failure = self.config["recipient_failures"].get(wa_id) or media_failure
-            if failure:
-                plan = [("failed", int(failure))]
-            else:
-                plan = []
-                for item in self.config["status_sequence"]:
-                    if isinstance(item, dict):
-                        plan.append((item.get("status", "failed"), item.get("code")))
-                    else:
-                        plan.append((str(item), None))
-            wamid = new_wamid(wa_id)
-            while wamid in self.messages:
-                wamid = new_wamid(wa_id)
-            record = {
-                "wamid": wamid, "phone_number_id": phone["id"], "waba_id": phone["waba_id"],
-                "to": to, "wa_id": wa_id, "type": msg_type, "category": category,
-                "biz_opaque_callback_data": payload.get("biz_opaque_callback_data"),
-                "payload": copy.deepcopy(payload), "time": now, "statuses": [], "plan": plan,
-            }
-            self.messages[wamid] = record
-            while len(self.messages) > int(self.config["max_records"]):
-                self.messages.popitem(last=False)
-        response = {"messaging_product": "whatsapp",
-                    "contacts": [{"input": to, "wa_id": wa_id}],
-                    "messages": [{"id": wamid, "message_status": "accepted"}]}
-        return response, record
+        return "service", self._check_media_object(phone, msg_type, payload[msg_type])
+
+    def _check_throughput(self, phone, wa_id, now):
+        """The number's messages per second (130429) and the pair spacing (131056); call
+        with the lock held: a send that passes is counted."""
+        limit = self.config["throughput_limit"]
+        if limit:
+            window = self._rate.setdefault(phone["id"], deque())
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            if len(window) >= limit:
+                raise GraphError(130429, details="Cloud API message throughput has been "
+                                 "reached.")
+            window.append(now)
+        spacing = self.config["pair_limit_seconds"]
+        if spacing:
+            key = (phone["id"], wa_id)
+            last = self._pair.get(key)
+            if last is not None and now - last < spacing:
+                raise GraphError(131056, details="Message failed to send because there "
+                                 "were too many messages sent from this phone number to the "
+                                 "same phone number in a short period of time.")
+            self._pair[key] = now
+
+    def _status_plan(self, wa_id, media_failure):
+        """The status webhooks the send will get: ``[(status, error code or None), ...]``."""
+        failure = self.config["recipient_failures"].get(wa_id) or media_failure
+        if failure:
+            return [("failed", int(failure))]
+        return [(item.get("status", "failed"), item.get("code")) if isinstance(item, dict)
+                else (str(item), None) for item in self.config["status_sequence"]]
 
     # -- media uploads (POST /{phone_number_id}/media) -----------------------------------
 
