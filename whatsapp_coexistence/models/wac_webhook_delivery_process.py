@@ -107,13 +107,8 @@ class WacWebhookDelivery(models.Model):
                 self._wac_continue_later(later | events[index:], None, progressed=True,
                                          history=history)
                 return
-            try:
-                with self.env.cr.savepoint():
-                    event._wac_process()
-            except Exception as caught:  # job boundary: retried later, or recorded
-                if classify(caught) != RETRY:
-                    event._wac_record_failure(caught)
-                    continue
+            caught = event._wac_try_process()
+            if caught is not None:
                 later, error = later | event, caught
         if later:
             self._wac_continue_later(later, error, progressed=len(later) < len(events),

@@ -156,22 +156,34 @@ class WacWebhookEvent(models.Model):
             self._wac_route()
             if self.state != "pending":
                 return "Still unroutable"
+        error = self._wac_try_process()
+        if error is None:
+            return self.summary
+        tries, max_tries = self._wac_job_tries()
+        if max_tries and tries + 1 >= max_tries:
+            self._wac_record_failure(error, tries=tries + 1)
+            return self.summary
+        # Another job wrote the same rows: quiet, its work is seen on the next try.
+        _logger.debug("WhatsApp webhook event %d: %s; retrying.", self.id, describe(error))
+        raise RetryableJobError(describe(error), seconds=self._wac_retry_delay(tries)) \
+            from error
+
+    def _wac_try_process(self):
+        """Process this event in a savepoint of its own. A permanent error is recorded on
+        the event; a conflict with another job's work (classified *retry*) is recorded
+        nowhere and returned, for the caller to run the event again later.
+
+        :returns: the conflict, or ``None`` when the event ended processed or failed
+        """
         try:
             with self.env.cr.savepoint():
                 self._wac_process()
-        except Exception as error:  # job boundary: retried quietly, or recorded
+        except Exception as error:  # job boundary: retried by the caller, or recorded
             if classify(error) != RETRY:
                 self._wac_record_failure(error)
-                return self.summary
-            tries, max_tries = self._wac_job_tries()
-            if max_tries and tries + 1 >= max_tries:
-                self._wac_record_failure(error, tries=tries + 1)
-                return self.summary
-            # Another job wrote the same rows: quiet, its work is seen on the next try.
-            _logger.debug("WhatsApp webhook event %d: %s; retrying.", self.id, describe(error))
-            raise RetryableJobError(describe(error), seconds=self._wac_retry_delay(tries)) \
-                from error
-        return self.summary
+                return None
+            return error
+        return None
 
     def _wac_job_tries(self):
         """``(tries before this one, tries allowed)`` of the running job, ``(0, 0)`` outside a
