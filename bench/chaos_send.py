@@ -82,8 +82,7 @@ def setup(db, fake, grace, webhook_url, sends):
     """The tenant, the App Secret the fake signs with, the grace period, then the
     appointments (their confirmations are planned by one job)."""
     odoo, registry = odoo_registry(db)
-    from odoo.addons.whatsapp_coexistence.const import PARAM_APP_SECRET
-    from odoo.addons.whatsapp_coexistence.models.wac_send import PARAM_GRACE
+    from odoo.addons.whatsapp_coexistence.const import PARAM_APP_SECRET, PARAM_UNCERTAIN_GRACE
 
     with registry.cursor() as cr:
         env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
@@ -91,7 +90,7 @@ def setup(db, fake, grace, webhook_url, sends):
         account.rate_limit_mps = CAP
         params = env["ir.config_parameter"]
         params.set_param(PARAM_APP_SECRET, env["wac.vault"]._encrypt(FAKE_APP_SECRET))
-        params.set_param(PARAM_GRACE, str(grace))
+        params.set_param(PARAM_UNCERTAIN_GRACE, str(grace))
         ids = company.id, organizer.id, partners.ids
     fake.configure(webhook_url=webhook_url, throughput_limit=CAP, webhook_retries=6,
                    webhook_retry_delay=1.0)
