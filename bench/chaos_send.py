@@ -51,6 +51,8 @@ from bench_common import wait_queue_drained
 from wa_cloud.ratelimit import max_in_window  # automation_harness put tools/ on sys.path
 
 CAP = 20
+#: queue_job's runner requeues a job enqueued more than 10 s ago whose lock is gone.
+REQUEUE_AFTER = 11.0
 FAKE_APP_SECRET = "wac-chaos-app-secret"
 #: The mix of answers to a send, as weights; "ok" answers normally.
 MIX = {"ok": 70, "throughput": 8, "server_error": 8, "timeout": 2, "processed_dropped": 12}
@@ -128,6 +130,27 @@ class Killer(threading.Thread):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                     self.killed.append((round(time.time(), 1), pid))
+                    self._wake_runner_later()
+
+    def _wake_runner_later(self):
+        """Wake the runner once the killed job can be requeued.
+
+        The runner requeues a dead job (its lock gone, enqueued over 10 s ago) only at the
+        top of its loop, which waits for a NOTIFY on ``queue_job`` or 60 s. With every slot
+        held by killed jobs nothing notifies, and each kill stalled the run for up to a
+        minute: the drain measured queue_job's idle poll, not the sends. The wake-up is a
+        NOTIFY with no job's uuid (the runner ignores it); what is checked does not change.
+        """
+        timer = threading.Timer(REQUEUE_AFTER, self._notify_runner)
+        timer.daemon = True
+        timer.start()
+
+    def _notify_runner(self):
+        import psycopg2
+
+        # A failed wake-up only leaves the runner to its own 60 s poll.
+        with contextlib.suppress(psycopg2.Error), self.registry.cursor() as cr:
+            cr.execute("NOTIFY queue_job, 'wac-chaos-wake'")
 
 
 def outcome(registry, company_id, fake, sends, fault_kinds):
