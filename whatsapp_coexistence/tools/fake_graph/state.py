@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
+from typing import NamedTuple
 from urllib.parse import urlencode
 
 SEED_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seed_demo.json")
@@ -458,6 +459,69 @@ def error_item(code, details=None, title=None):
     title = title or re.sub(r"^\(#\d+\)\s*", "", ERROR_MESSAGES.get(code, "Error"))
     return {"code": code, "title": title, "message": title,
             "error_data": {"details": details or title}, "href": ERROR_DOC_HREF}
+
+
+def template_draft(params):
+    """The template a ``POST message_templates`` asks for, checked as Meta checks it.
+
+    :returns: ``{"name", "language", "category", "parameter_format", "components"}``
+    :raises GraphError: code 100 (invalid field)
+    """
+    name = params.get("name")
+    language = params.get("language")
+    category = str(params.get("category") or "").upper()
+    components = params.get("components")
+    if isinstance(components, str):
+        try:
+            components = json.loads(components)
+        except ValueError:
+            raise invalid_param("components must be a JSON array") from None
+    if not name:
+        raise invalid_param("The parameter name is required.",
+                            "(#100) The parameter name is required.")
+    if not isinstance(name, str) or not _TEMPLATE_NAME.match(name):
+        raise invalid_param("Template name can only contain lowercase characters, "
+                            f"numbers and underscores: {name!r}")
+    if not language or not isinstance(language, str) or not _LANGUAGE.match(language):
+        raise invalid_param(f"Invalid language code: {language!r}")
+    if category not in TEMPLATE_CATEGORIES:
+        choices = ", ".join(TEMPLATE_CATEGORIES)
+        got = params.get("category")
+        raise invalid_param(
+            "category", f'(#100) Param category must be one of {{{choices}}} - got "{got}".')
+    fmt = _check_template_components(components, params.get("parameter_format"))
+    return {"name": name, "language": language, "category": category,
+            "parameter_format": fmt, "components": components}
+
+
+def _check_template_components(components, parameter_format):
+    """Check a new template's components: one BODY with text, known component types,
+    placeholders that fit the parameter format.
+
+    :returns: the parameter format, ``POSITIONAL`` (the default) or ``NAMED``
+    :raises GraphError: code 100 (invalid field)
+    """
+    if not isinstance(components, list) or not components:
+        raise invalid_param("components must be a non-empty array")
+    bodies = [c for c in components
+              if isinstance(c, dict) and str(c.get("type", "")).upper() == "BODY"]
+    if len(bodies) != 1 or not isinstance(bodies[0].get("text"), str) \
+            or not bodies[0]["text"].strip():
+        raise invalid_param("A template needs exactly one BODY component with text")
+    for comp in components:
+        kind = str(comp.get("type", "")).upper() if isinstance(comp, dict) else ""
+        if kind not in ("HEADER", "BODY", "FOOTER", "BUTTONS"):
+            raise invalid_param(f"Invalid component type: {comp!r}")
+    fmt = str(parameter_format or "POSITIONAL").upper()
+    if fmt not in ("POSITIONAL", "NAMED"):
+        raise invalid_param("parameter_format must be POSITIONAL or NAMED")
+    names = placeholders(bodies[0]["text"])
+    if fmt == "POSITIONAL" and names != [str(i) for i in range(1, len(names) + 1)]:
+        raise invalid_param("Positional placeholders must be {{1}}..{{n}} in order; "
+                            "use parameter_format NAMED for named ones")
+    if fmt == "NAMED" and any(n.isdigit() for n in names):
+        raise invalid_param("NAMED templates need {{name}} placeholders")
+    return fmt
 
 
 class FakeState:
@@ -944,48 +1008,8 @@ class FakeState:
         :raises GraphError: code 100 (invalid field) or 100/2388023 (duplicate).
         :rtype: dict
         """
-        name = params.get("name")
-        language = params.get("language")
-        category = str(params.get("category") or "").upper()
-        components = params.get("components")
-        if isinstance(components, str):
-            try:
-                components = json.loads(components)
-            except ValueError:
-                raise invalid_param("components must be a JSON array") from None
-        if not name:
-            raise invalid_param("The parameter name is required.",
-                                "(#100) The parameter name is required.")
-        if not isinstance(name, str) or not _TEMPLATE_NAME.match(name):
-            raise invalid_param("Template name can only contain lowercase characters, "
-                                f"numbers and underscores: {name!r}")
-        if not language or not isinstance(language, str) or not _LANGUAGE.match(language):
-            raise invalid_param(f"Invalid language code: {language!r}")
-        if category not in TEMPLATE_CATEGORIES:
-            choices = ", ".join(TEMPLATE_CATEGORIES)
-            got = params.get("category")
-            raise invalid_param(
-                "category", f'(#100) Param category must be one of {{{choices}}} - got "{got}".')
-        if not isinstance(components, list) or not components:
-            raise invalid_param("components must be a non-empty array")
-        bodies = [c for c in components
-                  if isinstance(c, dict) and str(c.get("type", "")).upper() == "BODY"]
-        if len(bodies) != 1 or not isinstance(bodies[0].get("text"), str) \
-                or not bodies[0]["text"].strip():
-            raise invalid_param("A template needs exactly one BODY component with text")
-        for comp in components:
-            kind = str(comp.get("type", "")).upper() if isinstance(comp, dict) else ""
-            if kind not in ("HEADER", "BODY", "FOOTER", "BUTTONS"):
-                raise invalid_param(f"Invalid component type: {comp!r}")
-        fmt = str(params.get("parameter_format") or "POSITIONAL").upper()
-        if fmt not in ("POSITIONAL", "NAMED"):
-            raise invalid_param("parameter_format must be POSITIONAL or NAMED")
-        names = placeholders(bodies[0]["text"])
-        if fmt == "POSITIONAL" and names != [str(i) for i in range(1, len(names) + 1)]:
-            raise invalid_param("Positional placeholders must be {{1}}..{{n}} in order; "
-                                "use parameter_format NAMED for named ones")
-        if fmt == "NAMED" and any(n.isdigit() for n in names):
-            raise invalid_param("NAMED templates need {{name}} placeholders")
+        draft = template_draft(params)
+        name, language = draft["name"], draft["language"]
         with self.lock:
             for tid in waba["template_ids"]:
                 tpl = self.templates[tid]
@@ -995,11 +1019,9 @@ class FakeState:
                         subcode=2388023, user_title="Message template already exists",
                         user_msg=f"There is already {language} content for this template. You can "
                                  "create a new template and try again.")
-            tpl = self._new_template_record(waba["id"], {
-                "name": name, "language": language, "status": "PENDING",
-                "category": category, "parameter_format": fmt, "components": components})
+            tpl = self._new_template_record(waba["id"], dict(draft, status="PENDING"))
             waba["template_ids"].append(tpl["id"])
-            return {"id": tpl["id"], "status": "PENDING", "category": category}
+            return {"id": tpl["id"], "status": "PENDING", "category": draft["category"]}
 
     def delete_template(self, waba, name, hsm_id=None):
         """``DELETE /{waba_id}/message_templates?name=`` (all languages, or one ``hsm_id``).
@@ -1520,43 +1542,17 @@ class FakeState:
                 "code": 2593109, "title": title, "message": title,
                 "error_data": {"details": "History sharing is turned off by the business"}}]}]}
             return [envelope(waba_id, "history", value)]
-        onboard = time.time()
-        business = md["display_phone_number"]
         phases = {0: [], 1: [], 2: []}
         followups = []
+        onboard = time.time()
         for thread in threads:
-            by_phase = {0: [], 1: [], 2: []}
-            for index, m in enumerate(thread.get("messages", [])):
-                age = float(m.get("age_seconds", 0))
-                if age > 180 * 86400:
-                    continue  # Meta syncs 180 days only
-                phase = 0 if age <= 86400 else 1 if age <= 90 * 86400 else 2
-                sender = business if m.get("from_me") else thread["id"]
-                wamid = new_wamid(thread["id"], f"{phone['id']}/{thread['id']}/{index}")
-                item = {"from": sender, "id": wamid, "timestamp": str(int(onboard - age)),
-                        "type": m.get("type", "text")}
-                if item["type"] == "text":
-                    item["text"] = {"body": m.get("text", "")}
-                item["history_context"] = {"status": m.get("status", "READ")}
-                by_phase[phase].append(item)
-                media = m.get("media")
-                if item["type"] == "media_placeholder" and media and age <= 14 * 86400:
-                    kind = media.get("type", "image")
-                    followups.append({"from": sender, "id": wamid,
-                                      "timestamp": item["timestamp"], "type": kind,
-                                      kind: {k: v for k, v in media.items() if k != "type"}})
+            by_phase = _history_thread(phone, md["display_phone_number"], thread, onboard,
+                                       followups)
             for phase, msgs in by_phase.items():
                 if msgs:
                     phases[phase].append({"id": thread["id"], "messages": msgs})
-        chunks = []
-        for phase in (0, 1, 2):
-            group = phases[phase]
-            for order, i in enumerate(range(0, len(group), per_chunk), start=1):
-                chunks.append((phase, order, group[i:i + per_chunk]))
-        if not chunks:
-            # Nothing to share still has to end the sync at 100 %.
-            chunks.append((2, 1, []))
         payloads = []
+        chunks = _history_chunks(phases, per_chunk)
         for n, (phase, order, group) in enumerate(chunks, start=1):
             value = {"messaging_product": "whatsapp", "metadata": md, "history": [{
                 "metadata": {"phase": phase, "chunk_order": order,
@@ -1751,6 +1747,61 @@ class FakeState:
                 "webhook_log": list(self.webhook_log),
                 "requests": len(self.records),
             }
+
+
+def _history_thread(phone, business, thread, onboard, followups):
+    """One thread's messages as history items, by phase (0: the last day, 1: up to 90 days,
+    2: up to 180 days; older ones are not synced), its media follow-ups appended to
+    ``followups``.
+
+    :rtype: dict
+    """
+    by_phase = {0: [], 1: [], 2: []}
+    for index, m in enumerate(thread.get("messages", [])):
+        age = float(m.get("age_seconds", 0))
+        if age > 180 * 86400:
+            continue  # Meta syncs 180 days only
+        phase = 0 if age <= 86400 else 1 if age <= 90 * 86400 else 2
+        sender = business if m.get("from_me") else thread["id"]
+        wamid = new_wamid(thread["id"], f"{phone['id']}/{thread['id']}/{index}")
+        item = {"from": sender, "id": wamid, "timestamp": str(int(onboard - age)),
+                "type": m.get("type", "text")}
+        if item["type"] == "text":
+            item["text"] = {"body": m.get("text", "")}
+        item["history_context"] = {"status": m.get("status", "READ")}
+        by_phase[phase].append(item)
+        media = m.get("media")
+        if item["type"] == "media_placeholder" and media and age <= 14 * 86400:
+            kind = media.get("type", "image")
+            followups.append({"from": sender, "id": wamid,
+                              "timestamp": item["timestamp"], "type": kind,
+                              kind: {k: v for k, v in media.items() if k != "type"}})
+    return by_phase
+
+
+class HistoryChunk(NamedTuple):
+    """One ``history`` webhook's threads, and where it stands in the sync."""
+
+    phase: int
+    order: int
+    threads: list
+
+
+def _history_chunks(phases, per_chunk):
+    """Every :class:`HistoryChunk`, phase by phase, at most ``per_chunk`` threads each; one
+    empty chunk when nothing is shared.
+
+    :rtype: list[HistoryChunk]
+    """
+    chunks = []
+    for phase in (0, 1, 2):
+        group = phases[phase]
+        for order, i in enumerate(range(0, len(group), per_chunk), start=1):
+            chunks.append(HistoryChunk(phase, order, group[i:i + per_chunk]))
+    if not chunks:
+        # Nothing to share still has to end the sync at 100 %.
+        chunks.append(HistoryChunk(2, 1, []))
+    return chunks
 
 
 def _url(base_url, params):

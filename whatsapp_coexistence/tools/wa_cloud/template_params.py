@@ -344,59 +344,18 @@ class TemplateSpec:
             placeholders when missing
         :rtype: TemplateSpec
         """
-        header_format, header_text, body_text, footer_text = None, "", "", ""
-        buttons, problems = [], []
-        for comp in components or []:
-            if not isinstance(comp, dict):
-                continue
-            kind = str(comp.get("type") or "").upper()
-            if kind == "HEADER":
-                header_format = str(comp.get("format") or "TEXT").upper()
-                header_text = (comp.get("text") or "") if header_format == "TEXT" else ""
-            elif kind == "BODY":
-                body_text = comp.get("text") or ""
-            elif kind == "FOOTER":
-                footer_text = comp.get("text") or ""
-            elif kind == "BUTTONS":
-                for index, button in enumerate(comp.get("buttons") or []):
-                    if not isinstance(button, dict):
-                        continue
-                    btype = str(button.get("type") or "").upper()
-                    dynamic = btype == "URL" and bool(placeholders(button.get("url")))
-                    buttons.append(TemplateButton(index, btype, button.get("text") or "",
-                                                  dynamic, str(button.get("url") or "")))
-        names = placeholders(header_text) + placeholders(body_text)
+        parts = _TemplateParts.read(components)
+        names = placeholders(parts.header_text) + placeholders(parts.body_text)
         fmt = str(parameter_format or "").upper()
         if fmt not in ("POSITIONAL", "NAMED"):
             fmt = "NAMED" if any(not n.isdigit() for n in names) else "POSITIONAL"
-        def ordered(text):
-            found = placeholders(text)
-            # Positional parameters are matched by position: {{1}} first, whatever the text.
-            if fmt == "POSITIONAL" and all(n.isdigit() for n in found):
-                found.sort(key=int)
-            return found
-
-        params = tuple(
-            [TemplateParam("header", n) for n in ordered(header_text)]
-            + [TemplateParam("body", n) for n in ordered(body_text)]
-            # A URL button has one variable, {{1}}, whatever the template's parameter format.
-            + [TemplateParam("button", str(b.index), b.url) for b in buttons if b.dynamic])
-        if header_format and header_format != "TEXT" and header_format not in MEDIA_HEADERS:
-            problems.append(f"a {header_format.lower()} header needs a parameter which "
-                            "appointment messages do not provide")
-        for param in params:
-            if param.component == "button":
-                continue
-            if fmt == "POSITIONAL" and not param.name.isdigit():
-                problems.append(f"{param.key} is named but the template is positional")
-            if fmt == "NAMED" and not _NAMED_RE.match(param.name):
-                problems.append(f"{param.key} is not a valid named parameter")
-        if not body_text:
-            problems.append("the template has no body")
+        params = parts.params(fmt)
         return cls(name=name, language=language, parameter_format=fmt,
-                   header_format=header_format, header_text=header_text, body_text=body_text,
-                   footer_text=footer_text, buttons=tuple(buttons), params=params,
-                   problems=tuple(problems), header_media=MEDIA_HEADERS.get(header_format))
+                   header_format=parts.header_format, header_text=parts.header_text,
+                   body_text=parts.body_text, footer_text=parts.footer_text,
+                   buttons=tuple(parts.buttons), params=params,
+                   problems=tuple(parts.problems(fmt, params)),
+                   header_media=MEDIA_HEADERS.get(parts.header_format))
 
     @property
     def param_keys(self):
@@ -509,3 +468,93 @@ class TemplateSpec:
                     "parameters": [{"type": "text", "text": values[param.key]}],
                 }
         return components + [buttons[index] for index in sorted(buttons)]
+
+
+@dataclass
+class _TemplateParts:
+    """The texts and buttons of a template's components, before they become a
+    :class:`TemplateSpec`."""
+
+    header_format: str | None = None
+    header_text: str = ""
+    body_text: str = ""
+    footer_text: str = ""
+    buttons: list = field(default_factory=list)
+
+    @classmethod
+    def read(cls, components):
+        """Read ``components``, skipping what is not a component.
+
+        :rtype: _TemplateParts
+        """
+        parts = cls()
+        for comp in components or []:
+            if not isinstance(comp, dict):
+                continue
+            kind = str(comp.get("type") or "").upper()
+            if kind == "HEADER":
+                parts.header_format = str(comp.get("format") or "TEXT").upper()
+                parts.header_text = (comp.get("text") or "") \
+                    if parts.header_format == "TEXT" else ""
+            elif kind == "BODY":
+                parts.body_text = comp.get("text") or ""
+            elif kind == "FOOTER":
+                parts.footer_text = comp.get("text") or ""
+            elif kind == "BUTTONS":
+                parts.buttons.extend(_read_buttons(comp.get("buttons") or []))
+        return parts
+
+    def params(self, fmt):
+        """The parameters a send fills, in send order, for the parameter format ``fmt``.
+
+        :rtype: tuple[TemplateParam]
+        """
+        def ordered(text):
+            found = placeholders(text)
+            # Positional parameters are matched by position: {{1}} first, whatever the text.
+            if fmt == "POSITIONAL" and all(n.isdigit() for n in found):
+                found.sort(key=int)
+            return found
+
+        return tuple(
+            [TemplateParam("header", n) for n in ordered(self.header_text)]
+            + [TemplateParam("body", n) for n in ordered(self.body_text)]
+            # A URL button has one variable, {{1}}, whatever the template's parameter format.
+            + [TemplateParam("button", str(b.index), b.url) for b in self.buttons if b.dynamic])
+
+    def problems(self, fmt, params):
+        """What this addon cannot fill in the template, in words.
+
+        :rtype: list[str]
+        """
+        problems = []
+        if self.header_format and self.header_format != "TEXT" \
+                and self.header_format not in MEDIA_HEADERS:
+            problems.append(f"a {self.header_format.lower()} header needs a parameter which "
+                            "appointment messages do not provide")
+        for param in params:
+            if param.component == "button":
+                continue
+            if fmt == "POSITIONAL" and not param.name.isdigit():
+                problems.append(f"{param.key} is named but the template is positional")
+            if fmt == "NAMED" and not _NAMED_RE.match(param.name):
+                problems.append(f"{param.key} is not a valid named parameter")
+        if not self.body_text:
+            problems.append("the template has no body")
+        return problems
+
+
+def _read_buttons(buttons):
+    """The :class:`TemplateButton` of a ``BUTTONS`` component's list, by their index in it.
+
+    :rtype: list[TemplateButton]
+    """
+    result = []
+    for index, button in enumerate(buttons):
+        if not isinstance(button, dict):
+            continue
+        btype = str(button.get("type") or "").upper()
+        dynamic = btype == "URL" and bool(placeholders(button.get("url")))
+        result.append(TemplateButton(index, btype, button.get("text") or "", dynamic,
+                                     str(button.get("url") or "")))
+    return result
