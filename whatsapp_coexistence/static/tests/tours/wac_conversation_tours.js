@@ -85,5 +85,14 @@ registry.category("web_tour.tours").add("whatsapp_coexistence_conversation_read"
             content: "The quote shows Read",
             trigger: ".o_wac_thread .o_data_row:contains('orcamento.pdf') .badge:contains('Read')",
         },
+        {
+            content: "The chatter answers on WhatsApp and keeps Log note: no e-mail to the customer",
+            trigger: ".o-mail-Chatter-topbar:has(.o-mail-Chatter-logNote):not(:has(.o-mail-Chatter-sendMessage)) .o-wac-Chatter-reply",
+            run: "click",
+        },
+        {
+            content: "It opens the WhatsApp composer",
+            trigger: ".modal .alert-success:contains('left to answer freely')",
+        },
     ],
 });
