@@ -57,6 +57,7 @@ class WacConversation(models.Model):
 
     def _thread_to_store(self, store, /, *, fields=None, request_list=None):
         """Tell the chatter to offer "Reply on WhatsApp" instead of "Send message"."""
-        super()._thread_to_store(store, fields=fields, request_list=request_list)
+        result = super()._thread_to_store(store, fields=fields, request_list=request_list)
         for conversation in self:
             store.add(conversation, {"wacReplyOnWhatsApp": True}, as_thread=True)
+        return result
