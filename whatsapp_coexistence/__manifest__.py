@@ -46,7 +46,8 @@
     ],
     "demo": ["demo/wac_account_demo.xml"],
     "assets": {
-        "web.assets_backend": ["whatsapp_coexistence/static/src/scss/*.scss"],
+        "web.assets_backend": ["whatsapp_coexistence/static/src/scss/*.scss",
+                               "whatsapp_coexistence/static/src/chatter/*"],
         "web.assets_tests": ["whatsapp_coexistence/static/tests/tours/*.js"],
     },
     "post_init_hook": "post_init_hook",

@@ -1,9 +1,13 @@
 /** @odoo-module **/
 
 import { registry } from "@web/core/registry";
+import { inputFiles } from "@web/../tests/utils";
+
+// The quote the receptionist sends: the test compares these bytes with what Meta received.
+const QUOTE_URL = "/whatsapp_coexistence/static/tests/files/orcamento.pdf";
 
 // A receptionist opens the customer's thread from the appointment, sees the photo the
-// customer sent, and answers with text.
+// customer sent, and answers with text and a PDF.
 registry.category("web_tour.tours").add("whatsapp_coexistence_conversation_reply", {
     steps: () => [
         {
@@ -38,6 +42,19 @@ registry.category("web_tour.tours").add("whatsapp_coexistence_conversation_reply
             run: "edit Recebi a receita, pode vir às 15h.",
         },
         {
+            content: "Attach the quote through the file input, as a person picks a file",
+            trigger: ".modal div[name=attachment_ids] button.o_attach",
+            async run() {
+                const blob = await (await fetch(QUOTE_URL)).blob();
+                const pdf = new File([blob], "orcamento.pdf", { type: "application/pdf" });
+                await inputFiles(".modal div[name=attachment_ids] input.o_input_file", [pdf]);
+            },
+        },
+        {
+            content: "The quote is uploaded and listed in the composer",
+            trigger: ".modal div[name=attachment_ids] .o_attachment[title='orcamento.pdf']:not(.o_attachment_uploading)",
+        },
+        {
             content: "Send",
             trigger: ".modal button[name=action_send]",
             run: "click",
@@ -50,6 +67,10 @@ registry.category("web_tour.tours").add("whatsapp_coexistence_conversation_reply
             content: "The answer is in the thread, from Odoo",
             trigger: ".o_wac_thread .o_data_row:contains('pode vir às 15h'):contains('Reply from Odoo')",
         },
+        {
+            content: "The quote is in the thread, from Odoo, as its own message",
+            trigger: ".o_wac_thread .o_data_row:contains('orcamento.pdf'):contains('Reply from Odoo')",
+        },
     ],
 });
 
@@ -59,6 +80,19 @@ registry.category("web_tour.tours").add("whatsapp_coexistence_conversation_read"
         {
             content: "The answer shows Read",
             trigger: ".o_wac_thread .o_data_row:contains('pode vir às 15h') .badge:contains('Read')",
+        },
+        {
+            content: "The quote shows Read",
+            trigger: ".o_wac_thread .o_data_row:contains('orcamento.pdf') .badge:contains('Read')",
+        },
+        {
+            content: "The chatter answers on WhatsApp and keeps Log note: no e-mail to the customer",
+            trigger: ".o-mail-Chatter-topbar:has(.o-mail-Chatter-logNote):not(:has(.o-mail-Chatter-sendMessage)) .o-wac-Chatter-reply",
+            run: "click",
+        },
+        {
+            content: "It opens the WhatsApp composer",
+            trigger: ".modal .alert-success:contains('left to answer freely')",
         },
     ],
 });
