@@ -38,3 +38,4 @@ from . import test_webhook_continue
 from . import test_conversation
 from . import test_conversation_ui
 from . import test_webhook_account_row
+from . import test_media_sticker
