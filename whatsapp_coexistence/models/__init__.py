@@ -55,3 +55,4 @@ from . import wac_account_conversation
 from . import res_partner_conversation
 from . import calendar_event_conversation
 from . import wac_contact_conversation
+from . import wac_conversation_cap
