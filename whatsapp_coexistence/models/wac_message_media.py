@@ -33,7 +33,8 @@ GONE_CODES = (100, 131052)
 #: Seconds before the n-th retry of a transient failure (then the last value).
 RETRY_DELAYS = (10, 60, 300, 900)
 #: Tries of a download job: with RETRY_DELAYS, about an hour and a half of Meta or network
-#: trouble before the media is marked failed (Meta keeps inbound media for 30 days).
+#: trouble before the media is marked failed (Meta keeps a webhook's media id for 7 days:
+#: https://developers.facebook.com/documentation/business-messaging/whatsapp/business-phone-numbers/media/).
 MAX_TRIES = 8
 #: queue_job runs the lowest number first (default 10). The media channel shares
 #: ``root.whatsapp``'s slots with webhook ingest and sends: when a slot frees, any of those
@@ -132,12 +133,14 @@ class WacMessage(models.Model):
 
         Ends in a recorded state: ``downloaded``, ``too_large``/``refused`` (not kept),
         ``expired`` (Meta forgot the id), or ``failed`` (with Meta's or the network's words);
-        a transient failure is retried with backoff until the job's last try.
+        a transient failure is retried with backoff until the job's last try. While webhook
+        work waits, the download is postponed first (``wac_message_media_yield.py``).
         """
         self.ensure_one()
         message = self.sudo()
         if message.media_id != media_id or message.media_state != "pending":
             return "Nothing to do: media %s is %s" % (media_id, message.media_state)
+        message._wac_media_yield_to_ingest()  # webhook ingest goes first, for a while
         try:
             attachment = message._wac_media_download()
         except wa_media.MediaRefused as error:
