@@ -56,3 +56,5 @@ from . import res_partner_conversation
 from . import calendar_event_conversation
 from . import wac_contact_conversation
 from . import wac_conversation_chatter
+from . import wac_conversation_cap
+from . import wac_message_media_yield

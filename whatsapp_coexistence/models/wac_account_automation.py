@@ -25,8 +25,10 @@ class WacAccount(models.Model):
         help="Meta refuses bursts to the same person (pair rate limit, error 131056).")
     recipient_daily_cap = fields.Integer(
         "Messages per person per day", default=10,
-        help="Safety net: beyond it, automated messages to that person fail for a person to "
-        "look at. 0 = no cap.")
+        help="Safety net on the messages the business starts: automated ones, and templates "
+        "a person sends after the customer's 24 h window closed. Beyond it they fail for a "
+        "person to look at. A person's answers inside the window are neither stopped nor "
+        "counted. 0 = no cap.")
     quiet_hours_start = fields.Float(
         "Quiet hours from", default=21.0,
         help="Reminders are not sent between these hours (company's local time); they wait "

@@ -96,7 +96,8 @@ class WacConversation(models.Model):
         if earlier:  # pressed twice: the first press decides
             return ReplyOutcome(earlier.id, earlier.error_title if earlier.status == "failed"
                                 else None, earlier.wa_attempt_open)
-        blocker = self._wac_reply_blocker(payload.get("type") != "template")
+        blocker = self._wac_reply_blocker(payload.get("type") != "template") \
+            or self._wac_reply_cap_refusal(payload)
         if blocker:
             raise UserError(blocker)
         self._wac_check_no_open_reply()
@@ -109,6 +110,7 @@ class WacConversation(models.Model):
                     wa_send_key=key, biz_opaque_callback_data=key, recipient_input=to,
                     wa_partner_id=self.partner_id.id, res_model=self._name, res_id=self.id,
                     message_at=fields.Datetime.now(),
+                    reply_outside_window=self._wac_reply_starts_conversation(payload),
                     payload=json.dumps(payload, ensure_ascii=False, indent=1))
         message_id, refusal = self._wac_deliver_reply(account, to, payload, vals)
         Message.invalidate_model()
@@ -133,20 +135,20 @@ class WacConversation(models.Model):
                 "minutes) before sending again."))
 
     def _wac_deliver_reply(self, account, to, payload, vals):
-        """Take a slot under the company's rate limits, commit the intent, call Meta, commit
-        the outcome; return ``(message id, refusal or None)``."""
+        """Take a slot under Meta's pacing (``_wac_reply_slot``), commit the intent, call Meta,
+        commit the outcome; return ``(message id, refusal or None)``."""
         client = account._wac_client()
-        Bucket = self.env["wac.rate.bucket"]
         Message = self.env["wac.message"]
         with self.env.registry.cursor() as side:
+            # Meta's pacing, shared with the automation (wac_conversation_cap.py).
+            pace = self._wac_reply_slot(side, account, to)
             try:
-                pace = Bucket._wac_take_slot(side, Bucket._wac_limits(account, to))
                 message_id = Message._wac_write_intent(
                     side, Message.browse(), vals, account, to, self.partner_id)
-            except RetryableJobError:
+            except RetryableJobError:  # Send pressed twice at once: the other press sends
                 raise UserError(self.env._(
-                    "Too many WhatsApp messages are going out for %(company)s right now: try "
-                    "again in a minute.", company=self.company_id.name)) from None
+                    "This reply is already being sent: its status will show in the "
+                    "thread.")) from None
             side.commit()  # pylint: disable=invalid-commit
             if pace.due > time.monotonic():
                 time.sleep(pace.due - time.monotonic())

@@ -20,6 +20,11 @@ class WacMessage(models.Model):
     origin = fields.Selection(ORIGINS, compute="_compute_origin")
     attachment_ids = fields.Many2many("ir.attachment", string="Files",
                                       compute="_compute_attachment_ids")
+    reply_outside_window = fields.Boolean(
+        "Template outside the window", readonly=True, copy=False,
+        help="A template a person sent after the customer's 24 h window closed: the business "
+        "started this conversation, so it counts toward the daily cap per person like the "
+        "automated messages.")
 
     @api.depends("source", "wa_send_key")
     def _compute_origin(self):

@@ -33,7 +33,8 @@ GONE_CODES = (100, 131052)
 #: Seconds before the n-th retry of a transient failure (then the last value).
 RETRY_DELAYS = (10, 60, 300, 900)
 #: Tries of a download job: with RETRY_DELAYS, about an hour and a half of Meta or network
-#: trouble before the media is marked failed (Meta keeps inbound media for 30 days).
+#: trouble before the media is marked failed (Meta keeps a webhook's media id for 7 days:
+#: https://developers.facebook.com/documentation/business-messaging/whatsapp/business-phone-numbers/media/).
 MAX_TRIES = 8
 #: queue_job runs the lowest number first (default 10). The media channel shares
 #: ``root.whatsapp``'s slots with webhook ingest and sends: when a slot frees, any of those
@@ -53,6 +54,10 @@ class WacMessage(models.Model):
                                           copy=False, index="btree_not_null")
     media_filename = fields.Char(readonly=True, copy=False)
     media_sha256 = fields.Char(readonly=True, copy=False)
+    sticker_kind = fields.Selection(
+        [("static", "Static"), ("animated", "Animated")], readonly=True, copy=False,
+        help="What the webhook said of a sticker; Meta's size limit differs (100 KB static, "
+        "500 KB animated). Empty: not said, the larger limit applies.")
 
     # ------------------------------------------------------------
     # INGEST HOOKS: every message that carries a media id gets a job
@@ -93,9 +98,12 @@ class WacMessage(models.Model):
             if message.media_state not in (False, "none") and \
                     message.media_sha256 == media.get("sha256") and message.media_id == media["id"]:
                 continue
+            animated = media.get("animated")
             message.write({"media_state": "pending", "media_reason": False,
                            "media_filename": media.get("filename"),
-                           "media_sha256": media.get("sha256")})
+                           "media_sha256": media.get("sha256"),
+                           "sticker_kind": {True: "animated", False: "static"}.get(animated)
+                           or False})
             message._wac_media_enqueue()
 
     def _wac_media_enqueue(self):
@@ -125,12 +133,14 @@ class WacMessage(models.Model):
 
         Ends in a recorded state: ``downloaded``, ``too_large``/``refused`` (not kept),
         ``expired`` (Meta forgot the id), or ``failed`` (with Meta's or the network's words);
-        a transient failure is retried with backoff until the job's last try.
+        a transient failure is retried with backoff until the job's last try. While webhook
+        work waits, the download is postponed first (``wac_message_media_yield.py``).
         """
         self.ensure_one()
         message = self.sudo()
         if message.media_id != media_id or message.media_state != "pending":
             return "Nothing to do: media %s is %s" % (media_id, message.media_state)
+        message._wac_media_yield_to_ingest()  # webhook ingest goes first, for a while
         try:
             attachment = message._wac_media_download()
         except wa_media.MediaRefused as error:
@@ -155,11 +165,11 @@ class WacMessage(models.Model):
     def _wac_media_download(self):
         """Fetch the URL, check type and size, stream the file into an attachment."""
         client = self.account_id._wac_client()
-        limit = wa_media.size_limit(self.message_type)
+        limit = self._wac_media_limit()
         wa_media.check_allowed(self.message_type, self.media_mime_type)
         info = client.get_media_url(self.media_id)
         wa_media.check_allowed(self.message_type, info.mime_type or self.media_mime_type,
-                               info.file_size)
+                               info.file_size, animated=self._wac_sticker_animated())
         mimetype = wa_media.base_mime(info.mime_type or self.media_mime_type)
         vals = {
             "name": wa_media.file_name(self.media_id, mimetype, self.media_filename, self.body),
@@ -171,7 +181,17 @@ class WacMessage(models.Model):
                 info, sink, max_bytes=limit, media_type=self.message_type))
         return attachment
 
+    def _wac_sticker_animated(self):
+        """``True``/``False`` as the webhook said of this sticker, ``None`` when not said."""
+        return {"animated": True, "static": False}.get(self.sticker_kind)
+
+    def _wac_media_limit(self):
+        """Meta's size limit for this message's file, in bytes."""
+        return wa_media.size_limit(self.message_type, self._wac_sticker_animated())
+
     def _wac_media_refusal(self, error):
+        if error.reason == "too_large" and self.message_type == "sticker":
+            return self._wac_sticker_refusal(error)
         if error.reason == "too_large":
             return self.env._(
                 "Not kept: the file is larger than Meta's limit for %(type)s messages "
@@ -181,6 +201,17 @@ class WacMessage(models.Model):
         return self.env._(
             "Not kept: this file type is not accepted for %(type)s messages. %(details)s",
             type=self.message_type, details=error.message)
+
+    def _wac_sticker_refusal(self, error):
+        """Why a sticker over its limit is not kept, with the limit of its kind."""
+        limit = round(self._wac_media_limit() / 1024)
+        if self.sticker_kind == "static":
+            return self.env._(
+                "Not kept: this static sticker is larger than Meta's limit for static stickers "
+                "(%(limit)s KB). %(details)s", limit=limit, details=error.message)
+        return self.env._(
+            "Not kept: this sticker is larger than Meta's limit for animated stickers "
+            "(%(limit)s KB). %(details)s", limit=limit, details=error.message)
 
     def _wac_media_retry_or_fail(self, error):
         tries, max_tries = self.env["wac.webhook.event"]._wac_job_tries()

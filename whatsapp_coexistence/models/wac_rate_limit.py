@@ -231,10 +231,11 @@ class WacRateBucket(models.Model):
         return "pair:%d:%s" % (company_id, wa_phone.canonical(digits))
 
     @api.model
-    def _wac_take_slot(self, cr, limits):
+    def _wac_take_slot(self, cr, limits, max_wait=MAX_SLEEP):
         """Reserve a slot under ``limits`` on ``cr`` (a cursor of the send's own).
 
-        When the slot is at most :data:`MAX_SLEEP` away it is reserved; beyond
+        When the slot is at most ``max_wait`` (:data:`MAX_SLEEP` for a job) away it is
+        reserved; beyond
         :data:`SAME_TRANSACTION_WAIT` the reservation is committed and this method sleeps
         until just before it, so that the caller's next commit (its intent) is never followed
         by a long wait. A shorter wait stays uncommitted, for the caller to commit with its
@@ -244,7 +245,7 @@ class WacRateBucket(models.Model):
         :raises RetryableJobError: the next slot is too far: the job is postponed without
             consuming a retry
         """
-        reserved = reserve_slot(cr, limits, MAX_SLEEP, commit=False)
+        reserved = reserve_slot(cr, limits, max_wait, commit=False)
         if not reserved.allowed:
             cr.rollback()
             raise RetryableJobError("Rate limit: next slot in %.1f s" % reserved.wait,
@@ -272,8 +273,12 @@ class WacRateBucket(models.Model):
 
     @api.model
     def _wac_daily_cap_refusal(self, account, contact, number, message):
-        """Why the account's daily cap per recipient stops one more automated message to
-        ``contact``, or ``None``.
+        """Why the account's daily cap per recipient stops one more business-initiated
+        message to ``contact``, or ``None``.
+
+        Counted: the messages the business starts, automated appointment messages and
+        templates a person sent after the customer's window closed; not a person's answers
+        inside the window (the policy: ``wac_conversation_cap.py``).
 
         :param message: the send's own row, if an earlier attempt left one (not counted)
         """
@@ -282,14 +287,16 @@ class WacRateBucket(models.Model):
         count = self.env["wac.message"].search_count([
             ("company_id", "=", account.company_id.id), ("contact_id", "=", contact.id),
             ("direction", "=", "out"), ("source", "=", "api"),
+            "|", ("res_model", "=", "calendar.event"), ("reply_outside_window", "=", True),
             ("create_date", ">=", fields.Datetime.now() - timedelta(days=1)),
             # Held and dropped messages have not gone (a held one counts when it goes).
             ("status", "not in", ("failed", "dry_run", "withdrawn", "held", "dropped")),
             ("id", "!=", message.id or 0)])
         if count < account.recipient_daily_cap:
             return None
-        return self.env._("Daily cap reached: %(count)s automated messages to %(number)s in 24 "
-                          "hours.", count=count, number=number)
+        return self.env._("Daily cap reached: %(count)s messages started by the business "
+                          "(automated, or templates outside the customer's 24 h window) to "
+                          "%(number)s in 24 hours.", count=count, number=number)
 
     @api.model
     def _wac_push_back(self, key, seconds, company_id=None):

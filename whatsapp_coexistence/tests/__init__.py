@@ -39,3 +39,6 @@ from . import test_conversation
 from . import test_conversation_ui
 from . import test_webhook_account_row
 from . import test_conversation_chatter
+from . import test_media_sticker
+from . import test_conversation_cap
+from . import test_media_yield

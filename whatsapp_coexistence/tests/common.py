@@ -160,20 +160,24 @@ class WacHttpCase(WacCaseMixin, HttpCase):
         them to its own.
         """
         while True:
-            while trap.enqueued_jobs:
-                for job in trap.enqueued_jobs:
-                    old = job.recordset.env
-                    job.recordset = job.recordset.with_env(
-                        self.env(user=old.uid, su=old.su, context=old.context))
-                trap.perform_enqueued_jobs()
-            # trap_jobs stores a job for real when a job of the same identity key is already
-            # trapped (two webhooks in one block): run that waiting dispatcher, as the runner
-            # would, or later webhooks would count on it and stay unprocessed.
-            waiting = self.env["queue.job"].sudo().search([
-                ("identity_key", "=", DISPATCH_IDENTITY_KEY),
-                ("state", "in", ("pending", "enqueued"))])
-            if not waiting:
+            self.run_waiting_dispatcher()
+            if not trap.enqueued_jobs:
                 break
+            for job in trap.enqueued_jobs:
+                old = job.recordset.env
+                job.recordset = job.recordset.with_env(
+                    self.env(user=old.uid, su=old.su, context=old.context))
+            trap.perform_enqueued_jobs()
+        self.env.invalidate_all()
+
+    def run_waiting_dispatcher(self):
+        """trap_jobs stores a job for real when a job of the same identity key is already
+        trapped (two webhooks in one block): run that waiting dispatcher before the other
+        jobs, as the runner would (its priority goes first), or later webhooks would count on
+        it and stay unprocessed, and media downloads would yield to it."""
+        waiting = self.env["queue.job"].sudo().search([
+            ("identity_key", "=", DISPATCH_IDENTITY_KEY),
+            ("state", "in", ("pending", "enqueued"))])
+        if waiting:
             waiting.unlink()
             self.env["wac.webhook.delivery"].sudo()._wac_dispatch()
-        self.env.invalidate_all()

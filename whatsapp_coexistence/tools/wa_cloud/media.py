@@ -9,10 +9,11 @@ import re
 from dataclasses import dataclass
 
 from .errors import PermanentError
-from .media_limits import KINDS, MB, normalize_mime  # noqa: F401  (MB: re-exported)
+from .media_limits import KINDS, MB, max_bytes, normalize_mime  # noqa: F401  (MB: re-exported)
 
-#: Largest file kept per message type, and the MIME types kept: Meta's own rules, the same
-#: for sending and receiving (one home: ``media_limits.KINDS``).
+#: Largest file kept per message type (a sticker's larger bound: see :func:`size_limit`), and
+#: the MIME types kept: Meta's own rules, the same for sending and receiving (one home:
+#: ``media_limits``).
 SIZE_LIMITS = {name: kind.max_bytes for name, kind in KINDS.items()}
 MIME_ALLOWLIST = {name: kind.mime_types for name, kind in KINDS.items()}
 MEDIA_TYPES = tuple(KINDS)
@@ -72,17 +73,23 @@ def base_mime(mime_type):
     return normalize_mime(mime_type) or None
 
 
-def size_limit(media_type):
-    """Largest size in bytes kept for ``media_type``, or ``None`` for a non-media type."""
-    return SIZE_LIMITS.get(media_type)
+def size_limit(media_type, animated=None):
+    """Largest size in bytes kept for ``media_type``, or ``None`` for a non-media type.
+
+    :param animated: for a sticker, the webhook's ``animated`` flag (``None``: not said);
+        see :func:`.media_limits.max_bytes`
+    """
+    return max_bytes(media_type, animated)
 
 
-def check_allowed(media_type, mime_type, file_size=None):
+def check_allowed(media_type, mime_type, file_size=None, animated=None):
     """Refuse media Meta does not support for this type, or that exceeds its size limit.
 
     :param str media_type: ``image``, ``audio``, ``video``, ``document`` or ``sticker``
     :param str mime_type: announced MIME type (parameters ignored)
     :param int file_size: announced size, if known
+    :param animated: for a sticker, whether the webhook said it is animated (``None``: not
+        said, the larger limit applies)
     :raises MediaRefused: with ``reason`` ``"refused"`` or ``"too_large"``
     """
     if media_type not in SIZE_LIMITS:
@@ -91,7 +98,7 @@ def check_allowed(media_type, mime_type, file_size=None):
     if mime not in MIME_ALLOWLIST[media_type]:
         raise MediaRefused(f"{mime or 'an unknown type'} is not accepted for {media_type} "
                            f"messages", reason="refused")
-    limit = SIZE_LIMITS[media_type]
+    limit = size_limit(media_type, animated)
     if file_size is not None and file_size > limit:
         raise MediaRefused(too_large_text(media_type, file_size, limit), reason="too_large")
 

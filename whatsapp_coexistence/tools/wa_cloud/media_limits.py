@@ -50,10 +50,14 @@ KINDS = {
             "application/vnd.ms-powerpoint",
             "application/vnd.openxmlformats-officedocument.presentationml.presentation",
         ), caption=True, filename=True),
-        # Animated stickers may reach 500 KB, static ones 100 KB: the larger bound is checked.
+        # The larger of the two sticker limits: what a sticker of unknown kind may reach
+        # (max_bytes() applies the static one when the webhook says "animated": false).
         MediaKind("sticker", 500 * 1024, ("image/webp",)),
     )
 }
+#: Meta's limit for a static sticker; an animated one may reach ``KINDS["sticker"].max_bytes``
+#: (500 KB). Source: the "Sticker" rows of the supported media types table (URL above).
+STATIC_STICKER_BYTES = 100 * 1024
 #: Kinds Odoo sends (stickers are received only).
 OUTBOUND_KINDS = ("image", "document", "audio", "video")
 
@@ -91,6 +95,25 @@ def normalize_mime(mime_type):
     """
     mime = str(mime_type or "").split(";", 1)[0].strip().lower()
     return _ALIASES.get(mime, mime)
+
+
+def max_bytes(kind, animated=None):
+    """Meta's size limit for a file of ``kind``, in bytes, or ``None`` for a kind without media.
+
+    A sticker has two limits: 100 KB static, 500 KB animated. Inbound sticker webhooks say
+    which (``"animated": true|false``); when the payload does not (an echo or a history item
+    may lack it), the larger bound applies: refusing an animated sticker as too large would
+    lose a file Meta itself delivered, while keeping a static one of up to 500 KB only costs
+    storage.
+
+    :param str kind: the message ``type``
+    :param animated: ``True``/``False`` as the webhook said, ``None`` when unknown
+    :rtype: int | None
+    """
+    if kind == "sticker" and animated is False:
+        return STATIC_STICKER_BYTES
+    found = KINDS.get(kind)
+    return found.max_bytes if found else None
 
 
 def kind_of(mime_type, kinds=OUTBOUND_KINDS):

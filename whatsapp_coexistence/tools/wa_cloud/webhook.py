@@ -347,14 +347,15 @@ def _message_text(msg):
 
 def _message_media(msg):
     """Media descriptor (``type``, ``id``, ``mime_type``, ``sha256``, ``caption``,
-    ``filename``) or ``None``."""
+    ``filename``, and for a sticker ``animated``: ``True``, ``False`` or ``None``) or
+    ``None``."""
     kind = msg.get("type")
     if kind == "edit":
         return _message_media(_dict(_get(msg, "edit", "message")))
     if kind not in MEDIA_TYPES:
         return None
     media = _dict(msg.get(kind))
-    return {
+    descriptor = {
         "type": kind,
         "id": _key(media.get("id")),
         "mime_type": _key(media.get("mime_type")),
@@ -362,6 +363,12 @@ def _message_media(msg):
         "caption": _str(media.get("caption")),
         "filename": _key(media.get("filename")),
     }
+    if kind == "sticker":
+        # Static and animated stickers have different size limits (media_limits.max_bytes);
+        # anything but a JSON boolean is "not said".
+        animated = media.get("animated")
+        descriptor["animated"] = animated if isinstance(animated, bool) else None
+    return descriptor
 
 
 def _button_payload(msg):
