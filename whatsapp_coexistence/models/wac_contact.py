@@ -1,5 +1,7 @@
-from contextlib import closing
+from contextlib import suppress
 from datetime import timedelta
+
+import psycopg2
 
 from odoo import api, fields, models
 
@@ -134,7 +136,9 @@ class WacContact(models.Model):
         :return: dict ``{ref: wac.contact}``
         """
         items = list(items)
-        region = company.country_id.code
+        # The company partner's country, as ``res.partner._wac_number`` reads it (the
+        # company's own country is computed from its address).
+        region = company.partner_id.country_id.code
         owners = dict(partners or {})
         unknown = [item for item in items if item[0] not in owners]
         if unknown:
@@ -169,16 +173,27 @@ class WacContact(models.Model):
         if not keys:
             return
         cr = self.env.cr
-        cr.execute("""
-            SELECT pg_advisory_xact_lock(%s, hashtext(%s || ':' || key))
-              FROM unnest(%s::varchar[]) WITH ORDINALITY AS k(key, n) ORDER BY n
-        """, [CLAIM_LOCK_CLASS, str(company.id), keys], log_exceptions=False)
-        with closing(cr.savepoint(flush=False)):
+        # One round trip for the lock, the probe and its rollback: the probe's savepoint is
+        # taken after the lock, which a rollback to it would release.
+        try:
             cr.execute("""
+                SELECT pg_advisory_xact_lock(%(lock)s, hashtext(%(company)s || ':' || key))
+                  FROM unnest(%(keys)s::varchar[]) WITH ORDINALITY AS k(key, n) ORDER BY n;
+                SAVEPOINT wac_contact_claim;
                 INSERT INTO wac_contact (company_id, phone_key, active)
-                SELECT %s, key, true FROM unnest(%s::varchar[]) AS key
-                    ON CONFLICT (company_id, phone_key) DO NOTHING
-            """, [company.id, keys], log_exceptions=False)
+                SELECT %(company_id)s, key, true FROM unnest(%(keys)s::varchar[]) AS key
+                    ON CONFLICT (company_id, phone_key) DO NOTHING;
+                ROLLBACK TO SAVEPOINT wac_contact_claim;
+                RELEASE SAVEPOINT wac_contact_claim
+            """, {"lock": CLAIM_LOCK_CLASS, "company": str(company.id),
+                  "company_id": company.id, "keys": keys}, log_exceptions=False)
+        except psycopg2.Error:
+            # The probe failed: leave the transaction as usable as a savepoint block would
+            # (when the lock itself failed there is no savepoint, and this fails too).
+            with suppress(psycopg2.Error):
+                cr.execute("ROLLBACK TO SAVEPOINT wac_contact_claim; "
+                           "RELEASE SAVEPOINT wac_contact_claim", log_exceptions=False)
+            raise
 
     def _wac_refresh_identity(self, number, bsuid, name):
         vals = {}

@@ -82,17 +82,37 @@ class WacConversation(models.Model):
     @api.model
     def _wac_for_contacts(self, contacts):
         """``{contact id: conversation}``, created where missing (sudo: the system's rows)."""
-        Conversation = self.sudo()
-        found = {c.contact_id.id: c for c in Conversation.search(
+        self._wac_create_missing(contacts.ids)
+        return {c.contact_id.id: c for c in self.sudo().search(
             [("contact_id", "in", contacts.ids)])}
-        missing = contacts.filtered(lambda c: c.id not in found)
-        if missing:
-            # Concurrent webhooks of one customer: the unique constraint decides, and the
-            # loser's job is retried (REPEATABLE READ) and finds the row.
-            for conversation in Conversation.create([
-                    {"company_id": c.company_id.id, "contact_id": c.id} for c in missing]):
-                found[conversation.contact_id.id] = conversation
-        return found
+
+    @api.model
+    def _wac_create_missing(self, contact_ids):
+        """Create the conversations these contacts lack, in one ``INSERT``.
+
+        Not through ``create``: mail.thread would log a "created" note (this chatter holds
+        the team's notes and the inbound notifications only), make whoever's job or request
+        created it a follower (told of every message of each customer whose appointment they
+        booked, whatever ``conversation_notify`` says) and write the stored partner in an
+        ``UPDATE`` after the insert, in every send to a new customer.
+
+        Two transactions creating one contact's conversation at once: the second waits for
+        the first; under REPEATABLE READ (webhook jobs) it then fails with a serialization
+        error, unlogged, and its job is retried and finds the row; under READ COMMITTED (the
+        send's side cursor) it finds the row at once.
+        """
+        if not contact_ids:
+            return
+        self.env["wac.contact"].flush_model(["company_id", "partner_id"])
+        self.env.cr.execute("""
+            INSERT INTO wac_conversation (company_id, contact_id, partner_id, create_date,
+                                          write_date, create_uid, write_uid)
+            SELECT c.company_id, c.id, c.partner_id, now() at time zone 'UTC',
+                   now() at time zone 'UTC', %(uid)s, %(uid)s
+              FROM wac_contact c
+             WHERE c.id = ANY(%(ids)s)
+            ON CONFLICT (company_id, contact_id) DO NOTHING
+        """, {"uid": self.env.uid, "ids": list(contact_ids)}, log_exceptions=False)
 
     def _wac_refresh(self):
         """Last message, last inbound and outbound messages and *needs answer*, from the
@@ -129,15 +149,9 @@ class WacConversation(models.Model):
         """Link the messages recorded before conversations existed (and any left unlinked):
         one conversation per (company, contact), on install and on every upgrade."""
         cr = self.env.cr
-        cr.execute("""
-            INSERT INTO wac_conversation (company_id, contact_id, partner_id, create_date,
-                                          write_date, create_uid, write_uid)
-            SELECT DISTINCT m.company_id, m.contact_id, c.partner_id,
-                   now() at time zone 'UTC', now() at time zone 'UTC', 1, 1
-              FROM wac_message m JOIN wac_contact c ON c.id = m.contact_id
-             WHERE m.conversation_id IS NULL AND m.contact_id IS NOT NULL
-            ON CONFLICT (company_id, contact_id) DO NOTHING
-        """)
+        cr.execute("SELECT DISTINCT contact_id FROM wac_message "
+                   "WHERE conversation_id IS NULL AND contact_id IS NOT NULL")
+        self._wac_create_missing([row[0] for row in cr.fetchall()])
         cr.execute("""
             UPDATE wac_message m SET conversation_id = v.id
               FROM wac_conversation v

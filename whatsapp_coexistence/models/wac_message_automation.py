@@ -190,10 +190,12 @@ class WacMessage(models.Model):
         if message:
             self._wac_lock_for_attempt(cr, message.id)
         if not vals.get("contact_id"):
-            # The first message to this number: its contact is the attendee written to.
+            # The first message to this number: its contact is the attendee written to. The
+            # account as the job read it: what the contact needs of it (the company, its
+            # country) is in the job's cache; on ``cr`` the account, the company, its partner
+            # and the country would each be read again, whole rows.
             contacts = env["wac.contact"].sudo()._wac_resolve(
-                account.with_env(env), [(digits, None, partner.name)],
-                partners={digits: partner.with_env(env)})
+                account, [(digits, None, partner.name)], partners={digits: partner})
             vals = dict(vals, contact_id=contacts[digits].id)
         vals = dict(vals, status="pending", wa_attempt_open=True, wa_uncertain=False,
                     wa_attempt_at=fields.Datetime.now(), wa_retry_confirmed=False,

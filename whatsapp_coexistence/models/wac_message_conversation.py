@@ -53,7 +53,7 @@ class WacMessage(models.Model):
         res = super().write(vals)
         if "contact_id" in vals:
             self._wac_link_conversations()
-        elif "message_at" in vals:
+        if "message_at" in vals:
             self.conversation_id._wac_refresh()
         return res
 
@@ -73,17 +73,19 @@ class WacMessage(models.Model):
         messages = self.sudo().filtered("contact_id")
         if not messages:
             return
-        found = self.env["wac.conversation"]._wac_for_contacts(messages.contact_id)
         messages.flush_recordset(["contact_id", "conversation_id"])
+        Conversation = self.env["wac.conversation"].sudo()
+        Conversation._wac_create_missing(messages.contact_id.ids)
         self.env.cr.execute("""
             UPDATE wac_message m SET conversation_id = v.id
               FROM wac_conversation v
              WHERE m.id = ANY(%s) AND v.company_id = m.company_id
                AND v.contact_id = m.contact_id AND m.conversation_id IS DISTINCT FROM v.id
+         RETURNING v.id
         """, [messages.ids])
+        linked = {row[0] for row in self.env.cr.fetchall()}
         messages.invalidate_recordset(["conversation_id"])
-        self.env["wac.conversation"].sudo().browse(
-            sorted({c.id for c in found.values()}))._wac_refresh()
+        Conversation.browse(sorted(linked))._wac_refresh()
 
     def _wac_on_inbound(self):
         res = super()._wac_on_inbound()

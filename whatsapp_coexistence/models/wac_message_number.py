@@ -18,10 +18,13 @@ class WacMessage(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        # Only the rows without a number read their account: a send passes the number it
+        # goes out from, and its account is not in this (side) transaction's cache.
+        missing = [vals for vals in vals_list
+                   if not vals.get("phone_number_id") and vals.get("account_id")]
         accounts = self.env["wac.account"].sudo().browse(
-            {vals["account_id"] for vals in vals_list if vals.get("account_id")})
+            {vals["account_id"] for vals in missing})
         numbers = {account.id: account.phone_number_id for account in accounts}
-        for vals in vals_list:
-            if not vals.get("phone_number_id") and vals.get("account_id"):
-                vals["phone_number_id"] = numbers.get(vals["account_id"]) or False
+        for vals in missing:
+            vals["phone_number_id"] = numbers.get(vals["account_id"]) or False
         return super().create(vals_list)
