@@ -52,7 +52,9 @@ from wa_cloud.ratelimit import max_in_window  # automation_harness put tools/ on
 
 CAP = 20
 #: queue_job's runner requeues a job enqueued more than 10 s ago whose lock is gone.
-REQUEUE_AFTER = 11.0
+REQUEUE_AFTER = 10.0
+#: Seconds after a killed job can be requeued that the runner is woken (clock steps).
+WAKE_MARGIN = 0.5
 FAKE_APP_SECRET = "wac-chaos-app-secret"
 #: States of a message whose send has not ended: the bench injects no fault that pauses the
 #: company (no 190 or 131031), so a *held* message here would wait for a Resume nobody gives.
@@ -128,26 +130,32 @@ class Killer(threading.Thread):
                 # Send jobs only: the one planning job, killed whenever it ran (it takes
                 # longer than ``every`` on a loaded machine), was requeued until it failed
                 # as JobFoundDead, and nothing was sent.
-                cr.execute("SELECT DISTINCT worker_pid FROM queue_job WHERE state = 'started' "
-                           "AND method_name = '_wac_job_send' AND worker_pid IS NOT NULL")
-                pids = sorted({pid for (pid,) in cr.fetchall()} & self._children())
+                # Seconds until each job can be requeued, by the database's clock.
+                cr.execute("SELECT worker_pid, extract(epoch FROM date_enqueued + interval "
+                           "'%s sec' - (now() AT TIME ZONE 'utc')) FROM queue_job "
+                           "WHERE state = 'started' AND method_name = '_wac_job_send' "
+                           "AND worker_pid IS NOT NULL" % REQUEUE_AFTER)
+                requeue_in = dict(cr.fetchall())
+            pids = sorted(set(requeue_in) & self._children())
             if pids:
                 pid = self.rng.choice(pids)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                     self.killed.append((round(time.time(), 1), pid))
-                    self._wake_runner_later()
+                    self._wake_runner_later(float(requeue_in[pid] or 0))
 
-    def _wake_runner_later(self):
-        """Wake the runner once the killed job can be requeued.
+    def _wake_runner_later(self, requeue_in):
+        """Wake the runner once the killed job can be requeued (in ``requeue_in`` seconds).
 
         The runner requeues a dead job (its lock gone, enqueued over 10 s ago) only at the
         top of its loop, which waits for a NOTIFY on ``queue_job`` or 60 s. With every slot
         held by killed jobs nothing notifies, and each kill stalled the run for up to a
         minute: the drain measured queue_job's idle poll, not the sends. The wake-up is a
         NOTIFY with no job's uuid (the runner ignores it); what is checked does not change.
+        It comes when the job's 10 s are over, not 11 s after the kill: a job killed while
+        it waited out a hang or its pace had used some of them already.
         """
-        timer = threading.Timer(REQUEUE_AFTER, self._notify_runner)
+        timer = threading.Timer(max(requeue_in, 0.0) + WAKE_MARGIN, self._notify_runner)
         timer.daemon = True
         timer.start()
 

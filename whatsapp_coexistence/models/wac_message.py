@@ -7,6 +7,7 @@ from markupsafe import Markup
 from odoo import api, fields, models
 
 from ..tools.wa_cloud import webhook, webhook_stream
+from .wac_webhook_units import lock_rows
 
 _logger = logging.getLogger(__name__)
 
@@ -457,6 +458,9 @@ class WacMessage(models.Model):
         media_messages = list({m.wamid: m for m in media_messages if m.wamid}.values())
         existing = {m.wamid: m for m in self.search([
             ("company_id", "=", company_id), ("wamid", "in", [m.wamid for m in media_messages])])}
+        # A placeholder another job changed since this snapshot fails here, quietly, and the
+        # event is retried; the ORM's update would log each try as an ERROR.
+        lock_rows(self.env.cr, "wac_message", [m.id for m in existing.values()])
         missing = []
         for media in media_messages:
             vals = {"message_type": media.type, "is_placeholder": False,
