@@ -26,6 +26,7 @@ REPO = os.path.dirname(HERE)
 sys.path[:0] = [HERE, os.path.join(REPO, "whatsapp_coexistence", "tools")]
 
 import fuzz_webhook  # noqa: E402
+
 from wa_cloud import webhook, webhook_stream  # noqa: E402
 
 #: The ids the bench server's one account is connected with (``webhook_harness.py``).
@@ -34,7 +35,8 @@ WABA_ID = "102290129340398"
 
 
 def routed(change):
-    """``True`` when the bench server's account owns ``change`` (``wac.webhook.event._wac_route``)."""
+    """``True`` when the bench server's account owns ``change``
+    (``wac.webhook.event._wac_route``)."""
     if change.field not in webhook.HANDLED_FIELDS:
         return False
     if change.phone_number_id or change.field in webhook.MESSAGE_PATH_FIELDS:

@@ -209,12 +209,16 @@ class WacWebhookEvent(models.Model):
         _logger.warning("WhatsApp webhook event %d (%s) failed: %s", self.id, self.field, reason)
         self.write({"state": "failed", "attempts": self.attempts + 1, "error": reason})
 
-    def _wac_process(self):
+    def _wac_process(self, isolate_units=True):
         """Apply the event to its company. Every handler is idempotent.
 
         Handlers apply the messages, statuses and contacts of the change through
         :class:`~.wac_webhook_units.Units`: a bad one is listed in ``error`` and the event
         ends *partly failed*; the others are processed.
+
+        :param bool isolate_units: ``False`` in a batch of events (see
+            :meth:`_wac_process_batch`): a bad unit then fails the whole event, which the
+            batch processes again alone, with its units isolated
         """
         self.ensure_one()
         handler = getattr(self, "_wac_handle_%s" % self.field, None)
@@ -222,7 +226,7 @@ class WacWebhookEvent(models.Model):
             self.write({"state": "ignored", "summary": "Field not handled"})
             return
         account = self.account_id.sudo().with_company(self.company_id)
-        units = Units(self.env.cr)
+        units = Units(self.env.cr, isolate=isolate_units)
         summary = handler(account, self._wac_value(), units)
         self.write({"state": "partial" if units.failures else "done", "summary": summary,
                     "error": self._wac_failures_text(units.failures) or False,
