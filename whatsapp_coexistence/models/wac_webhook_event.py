@@ -69,8 +69,7 @@ class WacWebhookEvent(models.Model):
 
     delivery_id = fields.Many2one(
         "wac.webhook.delivery", required=True, ondelete="cascade", index=True, readonly=True)
-    # Precomputed: set in the INSERT, not by an UPDATE of every row just created.
-    received_at = fields.Datetime(related="delivery_id.received_at", store=True, precompute=True)
+    received_at = fields.Datetime(related="delivery_id.received_at", store=True)
     change_index = fields.Integer(readonly=True)
     company_id = fields.Many2one("res.company", index=True, readonly=True)
     account_id = fields.Many2one("wac.account", index=True, readonly=True)
@@ -108,6 +107,8 @@ class WacWebhookEvent(models.Model):
         for index, change in enumerate(changes):
             vals_list.append({
                 "delivery_id": delivery.id,
+                # Given, not precomputed: the ORM would build a new record per row for it.
+                "received_at": delivery.received_at,
                 "change_index": index,
                 "field": change.field or "?",
                 "waba_id": change.waba_id,
