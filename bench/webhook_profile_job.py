@@ -99,7 +99,7 @@ Delivery = env["wac.webhook.delivery"].sudo()
 result = {"deliveries": []}
 Event._wac_process = timed_process
 profiler = cProfile.Profile()
-total_s, total_queries = 0.0, 0
+total_s, total_queries, seen = 0.0, 0, set()
 try:
     for index in indexes:
         _kind, body, _wamid, what = fuzz_webhook.delivery(seed, index)
@@ -108,6 +108,10 @@ try:
             body, signature, "127.0.0.1")
         env.cr.commit()
         delivery = Delivery.search([], limit=1, order="id desc")
+        if status != 200 or delivery.id in seen:  # refused at the door, or a redelivery
+            result["deliveries"].append({"index": index, "status": status, "what": what})
+            continue
+        seen.add(delivery.id)
         before, started = env.cr.sql_log_count, time.perf_counter()
         profiler.enable()
         run_jobs(delivery)
@@ -123,7 +127,7 @@ finally:
     Event._wac_process = original_process
 if os.environ.get("WAC_PROFILE_OUT"):
     profiler.dump_stats(os.environ["WAC_PROFILE_OUT"])
-events = sum(d["events"] for d in result["deliveries"])
+events = sum(d.get("events", 0) for d in result["deliveries"])
 result["total"] = {"seconds": round(total_s, 3), "queries": total_queries, "events": events,
                    "ms_per_event": round(1000 * total_s / max(events, 1), 2),
                    "queries_per_event": round(total_queries / max(events, 1), 1)}
