@@ -20,7 +20,7 @@ BATCH_SECONDS = 2.0
 class WacWebhookEvent(models.Model):
     """Batches of events."""
 
-    _inherit = "wac.webhook.event"
+    _inherit = "wac.webhook.event"  # pylint: disable=consider-merging-classes-inherited
 
     def _wac_process_batch(self, deadline=None):
         """Process the first events of ``self``, in order, in one savepoint, and return how
