@@ -7,6 +7,7 @@ from markupsafe import Markup
 from odoo import api, fields, models
 
 from ..tools.wa_cloud import webhook, webhook_stream
+from .wac_webhook_units import lock_rows
 
 _logger = logging.getLogger(__name__)
 
@@ -457,6 +458,9 @@ class WacMessage(models.Model):
         media_messages = list({m.wamid: m for m in media_messages if m.wamid}.values())
         existing = {m.wamid: m for m in self.search([
             ("company_id", "=", company_id), ("wamid", "in", [m.wamid for m in media_messages])])}
+        # Another job (a status, an echo) may update these rows: a conflict fails here,
+        # quietly, not at the ORM's logged UPDATE (see ``lock_rows``).
+        lock_rows(self.env.cr, "wac_message", [m.id for m in existing.values()])
         missing = []
         for media in media_messages:
             vals = {"message_type": media.type, "is_placeholder": False,
