@@ -35,8 +35,10 @@ WABA_ID = "102290129340398"
 
 
 def routed(change):
-    """``True`` when the bench server's account owns ``change``
-    (``wac.webhook.event._wac_route``)."""
+    """``True`` when the bench server's account owns ``change``.
+
+    The same test as ``wac.webhook.event._wac_route``.
+    """
     if change.field not in webhook.HANDLED_FIELDS:
         return False
     if change.phone_number_id or change.field in webhook.MESSAGE_PATH_FIELDS:

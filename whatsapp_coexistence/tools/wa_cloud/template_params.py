@@ -344,7 +344,7 @@ class TemplateSpec:
             placeholders when missing
         :rtype: TemplateSpec
         """
-        parts = _TemplateParts.read(components)
+        parts = _TemplateParts.collect(components)
         names = placeholders(parts.header_text) + placeholders(parts.body_text)
         fmt = str(parameter_format or "").upper()
         if fmt not in ("POSITIONAL", "NAMED"):
@@ -482,8 +482,8 @@ class _TemplateParts:
     buttons: list = field(default_factory=list)
 
     @classmethod
-    def read(cls, components):
-        """Read ``components``, skipping what is not a component.
+    def collect(cls, components):
+        """Collect ``components``, skipping what is not a component.
 
         :rtype: _TemplateParts
         """
