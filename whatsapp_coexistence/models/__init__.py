@@ -58,3 +58,4 @@ from . import wac_contact_conversation
 from . import wac_conversation_chatter
 from . import wac_conversation_cap
 from . import wac_message_media_yield
+from . import wac_webhook_event_batch

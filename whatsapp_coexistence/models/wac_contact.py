@@ -206,6 +206,9 @@ class WacContact(models.Model):
         if not self.active:
             vals["active"] = True
         if vals:
+            # Not every caller locked the contact (a history import resolves them unlocked):
+            # a concurrent change then fails here, quietly, not at the ORM's logged UPDATE.
+            lock_rows(self.env.cr, "wac_contact", self.ids)
             self.write(vals)
 
     @api.model

@@ -90,8 +90,10 @@ class WacWebhookDelivery(models.Model):
         return "%d history chunk(s)" % len(events)
 
     def _wac_process_inline(self, events, history=False, slice_seconds=JOB_SLICE_SECONDS):
-        """Process ``events`` in this job, each in a savepoint: a bad one is recorded on
-        itself, and its neighbours are processed.
+        """Process ``events`` in this job, in batches (one savepoint each, see
+        ``wac.webhook.event._wac_process_batch``); an event that fails its batch is processed
+        again alone, in a savepoint of its own: a bad one is recorded on itself, and its
+        neighbours are processed.
 
         An event that meets another job's work (classified *retry*) is left for later, with
         the others that do: this transaction's snapshot is older than that work, so they
@@ -102,14 +104,19 @@ class WacWebhookDelivery(models.Model):
         """
         later, error = self.env["wac.webhook.event"], None
         deadline = time.monotonic() + slice_seconds
-        for index, event in enumerate(events):
+        index = 0
+        while index < len(events):
             if index and time.monotonic() > deadline:
                 self._wac_continue_later(later | events[index:], None, progressed=True,
                                          history=history)
                 return
-            caught = event._wac_try_process()
-            if caught is not None:
-                later, error = later | event, caught
+            processed = events[index:]._wac_process_batch(deadline)
+            if not processed:
+                event, processed = events[index], 1
+                caught = event._wac_try_process()
+                if caught is not None:
+                    later, error = later | event, caught
+            index += processed
         if later:
             self._wac_continue_later(later, error, progressed=len(later) < len(events),
                                      history=history)

@@ -1,6 +1,7 @@
 import json
 import logging
 import random
+from typing import NamedTuple
 
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.tools import SQL
@@ -37,6 +38,19 @@ HISTORY_PRIORITY = PRIORITY_WEBHOOK
 RETRY_SECONDS = 5
 # Unit failures listed in an event's error; the others are counted.
 FAILURES_SHOWN = 20
+
+
+class Route(NamedTuple):
+    """What routes an event: its field and the ids of its metadata."""
+
+    field: str
+    phone_number_id: str
+    waba_id: str
+
+    @classmethod
+    def of(cls, event):
+        """The route of an event, or of its creation values."""
+        return cls(event["field"], event["phone_number_id"], event["waba_id"])
 
 
 class WacWebhookEvent(models.Model):
@@ -84,49 +98,65 @@ class WacWebhookEvent(models.Model):
 
     @api.model
     def _wac_create_from_changes(self, delivery, changes):
-        """Create one routed event per parsed change of ``delivery``."""
+        """Create one routed event per parsed change of ``delivery``.
+
+        Routed before the insert: a route written afterwards was a second pass over every
+        row of the delivery (up to tens of thousands in one fuzzed delivery).
+        """
         vals_list = []
         for index, change in enumerate(changes):
             vals_list.append({
                 "delivery_id": delivery.id,
+                # Given, not precomputed: the ORM would build a new record per row for it.
+                "received_at": delivery.received_at,
                 "change_index": index,
                 "field": change.field or "?",
                 "waba_id": change.waba_id,
                 "phone_number_id": change.phone_number_id,
                 "payload": json.dumps(change.value, ensure_ascii=False),
             })
-        events = self.create(vals_list)
-        events._wac_route()
-        return events
+        routes = self._wac_routes([Route.of(vals) for vals in vals_list])
+        return self.create([dict(vals, **route) for vals, route in zip(vals_list, routes)])
 
     def _wac_route(self):
         """Find the account of each event, or mark it unroutable or ignored."""
+        groups = {}
+        routes = self._wac_routes([Route.of(event) for event in self])
+        for event, route in zip(self, routes):
+            key = tuple(sorted(route.items()))
+            groups[key] = groups.get(key, self.browse()) | event
+        for key, events in groups.items():
+            events.write(dict(key))
+
+    @api.model
+    def _wac_routes(self, routes):
+        """The routing values (account, company, state, summary) of each of ``routes``."""
+        phones = {r.phone_number_id for r in routes if r.phone_number_id}
         accounts = self.env["wac.account"].sudo().search([
-            "|",
-            ("phone_number_id", "in", [p for p in self.mapped("phone_number_id") if p]),
-            ("waba_id", "in", [w for w in self.mapped("waba_id") if w]),
-        ])
+            "|", ("phone_number_id", "in", list(phones)),
+            ("waba_id", "in", list({r.waba_id for r in routes if r.waba_id}))])
         by_phone = {a.phone_number_id: a for a in accounts if a.phone_number_id}
         by_waba = {a.waba_id: a for a in accounts if a.waba_id}
         # A number a company left: say so, rather than "nobody owns it".
-        retired = self.env["wac.number.change"]._wac_retired(
-            [p for p in self.mapped("phone_number_id") if p not in by_phone])
-        for event in self:
-            if event.field not in webhook.HANDLED_FIELDS:
-                event.write({"state": "ignored", "summary": "Field not handled"})
+        retired = self.env["wac.number.change"]._wac_retired(phones - set(by_phone))
+        result = []
+        for route in routes:
+            if route.field not in webhook.HANDLED_FIELDS:
+                result.append({"state": "ignored", "summary": "Field not handled"})
                 continue
-            if event.phone_number_id or event.field in webhook.MESSAGE_PATH_FIELDS:
-                account = by_phone.get(event.phone_number_id)
+            if route.phone_number_id or route.field in webhook.MESSAGE_PATH_FIELDS:
+                account = by_phone.get(route.phone_number_id)
             else:
-                account = by_waba.get(event.waba_id)
+                account = by_waba.get(route.waba_id)
             if account:
-                event.write({"account_id": account.id, "company_id": account.company_id.id,
-                             "state": "pending"})
-            else:
-                change = retired.get(event.phone_number_id)
-                event.write({"account_id": False, "company_id": False, "state": "unroutable",
-                             "summary": change._wac_unroutable_summary() if change
-                             else "No company owns this number or WABA"})
+                result.append({"account_id": account.id, "company_id": account.company_id.id,
+                               "state": "pending"})
+                continue
+            change = retired.get(route.phone_number_id)
+            result.append({"account_id": False, "company_id": False, "state": "unroutable",
+                           "summary": change._wac_unroutable_summary() if change
+                           else "No company owns this number or WABA"})
+        return result
 
     # ------------------------------------------------------------
     # PROCESSING
@@ -209,12 +239,16 @@ class WacWebhookEvent(models.Model):
         _logger.warning("WhatsApp webhook event %d (%s) failed: %s", self.id, self.field, reason)
         self.write({"state": "failed", "attempts": self.attempts + 1, "error": reason})
 
-    def _wac_process(self):
+    def _wac_process(self, isolate_units=True):
         """Apply the event to its company. Every handler is idempotent.
 
         Handlers apply the messages, statuses and contacts of the change through
         :class:`~.wac_webhook_units.Units`: a bad one is listed in ``error`` and the event
         ends *partly failed*; the others are processed.
+
+        :param bool isolate_units: ``False`` in a batch of events (see
+            :meth:`_wac_process_batch`): a bad unit then fails the whole event, which the
+            batch processes again alone, with its units isolated
         """
         self.ensure_one()
         handler = getattr(self, "_wac_handle_%s" % self.field, None)
@@ -222,7 +256,7 @@ class WacWebhookEvent(models.Model):
             self.write({"state": "ignored", "summary": "Field not handled"})
             return
         account = self.account_id.sudo().with_company(self.company_id)
-        units = Units(self.env.cr)
+        units = Units(self.env.cr, isolate=isolate_units)
         summary = handler(account, self._wac_value(), units)
         self.write({"state": "partial" if units.failures else "done", "summary": summary,
                     "error": self._wac_failures_text(units.failures) or False,

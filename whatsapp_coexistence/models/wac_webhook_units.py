@@ -110,10 +110,15 @@ class Units:
     """Apply the objects of one event's change, isolating the bad ones.
 
     :param cr: the job's cursor (savepoints)
+    :param bool isolate: ``False`` when the caller isolates the whole event instead (a batch
+        of events in one savepoint, see ``wac.webhook.event._wac_process_batch``): the objects
+        are applied all at once with no savepoint of their own, and an error propagates. The
+        caller then processes the event again, alone, with ``isolate=True``.
     """
 
-    def __init__(self, cr):
+    def __init__(self, cr, isolate=True):
         self._cr = cr
+        self._isolate = isolate
         self.failures = []
 
     def run(self, kind, items, apply):
@@ -125,11 +130,14 @@ class Units:
         :return: what each call of ``apply`` that was kept returned (a call whose savepoint
             was rolled back returns nothing: its ids no longer exist)
         :rtype: list
-        :raises: the error of a unit classified :data:`RETRY` (the event is retried)
+        :raises: the error of a unit classified :data:`RETRY` (the event is retried); without
+            ``isolate``, any error
         """
         items = list(items)
         if not items:
             return []
+        if not self._isolate:
+            return [apply(items)]
         try:
             with self._cr.savepoint():
                 result = apply(items)

@@ -43,3 +43,4 @@ from . import test_media_sticker
 from . import test_conversation_cap
 from . import test_media_yield
 from . import test_send_conversation
+from . import test_webhook_batch

@@ -104,6 +104,31 @@ class TestWebhookRaces(TransactionCase):
         second.cr.rollback()
         self.assertEqual(self.resolve(second, "Second"), created.with_env(second))
 
+    def test_archived_contact_reactivated_by_a_history_job_is_retried_quietly(self):
+        """History imports resolve their contacts without locking them (they create most);
+        one the address book removed is reactivated, and a state sync that changed it
+        meanwhile must make that update fail quietly (it logged an ERROR line: 144 of them
+        in one fuzz run, one per history change of that contact)."""
+        first, second = self.two_transactions()
+        archived = self.resolve(first, "Archived")
+        archived.active = False
+        first.cr.commit()
+        second.cr.rollback()  # the history job starts after the contact was archived
+        second.cr.execute("SELECT 1 FROM wac_contact LIMIT 1")
+        first["wac.contact"].browse(archived.id).app_name = "Address book"
+        first.flush_all()
+        first.cr.commit()
+
+        def history_resolve():
+            account = second["wac.account"].new({"company_id": self.company_id})
+            second["wac.contact"]._wac_resolve(account, [(NUMBER, None, None)])
+            second.flush_all()
+
+        self.assert_retried_quietly(history_resolve)
+        second.cr.rollback()  # the retry
+        history_resolve()
+        self.assertTrue(second["wac.contact"].browse(archived.id).active)
+
     # ------------------------------------------------------------------ templates
 
     def test_template_row_updated_by_a_committed_job_is_retried_quietly(self):
