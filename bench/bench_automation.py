@@ -96,6 +96,26 @@ def setup_tenant(env, fake_url=None):
     return company, account, organizer, partners
 
 
+def book_appointments(registry, ids, count, offset_days):
+    """Create ``count`` appointments of one customer each for the bench tenant ``ids``
+    (``setup_tenant``'s company, account, organizer, partners), committed.
+
+    :returns: the last ``queue_job`` id before them: their jobs are the ones above it
+    """
+    import odoo  # once the bench has put Odoo on the path, as the benches below
+
+    with registry.cursor() as cr:
+        env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
+        company = env["res.company"].browse(ids[0])
+        cr.execute("SELECT coalesce(max(id), 0) FROM queue_job")
+        since = cr.fetchone()[0]
+        env["calendar.event"].with_company(company).with_context(
+            allowed_company_ids=company.ids).create(event_vals(
+                env["res.users"].browse(ids[2]), env["res.partner"].browse(ids[3]),
+                count, 1, offset_days))
+    return since
+
+
 def event_vals(organizer, partners, count, per_event, offset_days=10, step_minutes=30):
     start = datetime.now().replace(minute=0, second=0, microsecond=0) + timedelta(
         days=offset_days)
@@ -280,16 +300,7 @@ def bench_send(dbname, port, throughput_jobs, capped_seconds, baseline_jobs, wor
         log("tenant ready; %d baseline jobs queued" % baseline_jobs)
 
         def enqueue_sends(count, offset_days):
-            with registry.cursor() as cr:
-                env = api.Environment(cr, SUPERUSER_ID, {})
-                company = env["res.company"].browse(ids[0])
-                cr.execute("SELECT coalesce(max(id), 0) FROM queue_job")
-                since = cr.fetchone()[0]
-                env["calendar.event"].with_company(company).with_context(
-                    allowed_company_ids=company.ids).create(event_vals(
-                        env["res.users"].browse(ids[2]), env["res.partner"].browse(ids[3]),
-                        count, 1, offset_days))
-            return since
+            return book_appointments(registry, ids, count, offset_days)
 
         def job_span(since, method):
             with registry.cursor() as cr:

@@ -27,7 +27,7 @@ import sys
 import time
 
 from automation_harness import drop_database, fresh_database, log, odoo_registry, pg
-from bench_automation import FakeGraphProcess, event_vals, setup_tenant
+from bench_automation import FakeGraphProcess, book_appointments, setup_tenant
 
 
 def enqueue_sends(registry, ids, count):
@@ -36,17 +36,8 @@ def enqueue_sends(registry, ids, count):
 
     :returns: the uuids of the send jobs, oldest first
     """
-    import odoo
-
+    since = book_appointments(registry, ids, count, 10)
     with registry.cursor() as cr:
-        env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
-        company = env["res.company"].browse(ids[0])
-        cr.execute("SELECT coalesce(max(id), 0) FROM queue_job")
-        since = cr.fetchone()[0]
-        env["calendar.event"].with_company(company).with_context(
-            allowed_company_ids=company.ids).create(event_vals(
-                env["res.users"].browse(ids[2]), env["res.partner"].browse(ids[3]),
-                count, 1, 10))
         cr.execute("SELECT uuid FROM queue_job WHERE id > %s AND method_name != '_wac_job_send' "
                    "ORDER BY id", (since,))
         planning = [row[0] for row in cr.fetchall()]
