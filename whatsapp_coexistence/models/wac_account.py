@@ -20,7 +20,7 @@ from ..tools.wa_cloud import errors as wa_errors
 from ..tools.wa_cloud import phone as wa_phone
 from ..tools.wa_cloud import webhook
 from ..tools.wa_cloud.client import GraphClient
-from .wac_webhook_units import CONCURRENCY_ERRORS
+from .wac_webhook_units import CONCURRENCY_ERRORS, lock_rows
 
 _logger = logging.getLogger(__name__)
 
@@ -404,20 +404,42 @@ class WacAccount(models.Model):
             vals = {"state": "connected", "state_reason": False}
             if self.state == "offboarded":
                 vals.update(automation_paused=False, automation_pause_reason=False)
-            self.write(vals)
+            self._wac_write_changes(vals)
         self.message_post(body=self.env._("Meta account update: %(event)s (%(reason)s).",
                                           event=event, reason=reason),
                           subtype_xmlid="mail.mt_note")
         return "%s: %s" % (event, self.state)
 
     def _wac_pause(self, reason, **vals):
-        """Stop this company's automation and tell its WhatsApp managers."""
+        """Stop this company's automation and tell its WhatsApp managers (once: not again
+        when it is already paused for the same reason, as by a redelivered webhook)."""
         self.ensure_one()
-        self.write(dict(vals, automation_paused=True, automation_pause_reason=reason))
+        if not self._wac_write_changes(
+                dict(vals, automation_paused=True, automation_pause_reason=reason)):
+            return
         for user in self._wac_managers():
             self.activity_schedule(
                 "mail.mail_activity_data_todo", user_id=user.id,
                 summary=self.env._("WhatsApp automation paused"), note=reason)
+
+    def _wac_write_changes(self, vals):
+        """Write the values of ``vals`` that change this account, its row locked first; return
+        them (empty: nothing written, not even ``write_date``).
+
+        For the jobs that change the account while others of the same account run (webhook
+        events, sends): one that meets another's write fails at the lock, quietly, and is
+        retried on a newer snapshot (``lock_rows``). At the ORM's flush, the same conflict
+        logs an ERROR with the query, once per replay of the job's batch.
+        """
+        self.ensure_one()
+        changed = {
+            name: value for name, value in vals.items()
+            if self._fields[name].convert_to_cache(value, self)
+            != self._fields[name].convert_to_cache(self[name], self)}
+        if changed:
+            lock_rows(self.env.cr, self._table, self.ids)
+            self.write(changed)
+        return changed
 
     def _wac_managers(self):
         group = self.env.ref("whatsapp_coexistence.whatsapp_coexistence_group_manager")

@@ -18,7 +18,7 @@ class WacWebhookEvent(models.Model):
         elif update.event == wa_health.QUALITY_UNFLAGGED and account.quality_rating == "RED":
             # Meta does not say the new rating: the next health check reads it.
             vals["quality_rating"] = "UNKNOWN"
-        account.write(vals)
+        account._wac_write_changes(vals)
         account.message_post(body=self.env._(
             "Meta quality update: %(event)s, messaging limit %(limit)s.",
             event=update.event or "?", limit=update.current_limit or "?"),
@@ -31,7 +31,7 @@ class WacWebhookEvent(models.Model):
         vals = {"health_name_status": update.decision or False}
         if update.decision == "APPROVED" and update.requested_verified_name:
             vals["verified_name"] = update.requested_verified_name
-        account.write(vals)
+        account._wac_write_changes(vals)
         account.message_post(body=self.env._(
             "Meta decided on the display name %(name)s: %(decision)s %(reason)s",
             name=update.requested_verified_name or "?", decision=update.decision or "?",
@@ -42,7 +42,7 @@ class WacWebhookEvent(models.Model):
     def _wac_handle_business_capability_update(self, account, value, units):
         update = wa_health.capability_update(value)
         if update.messaging_limit:
-            account.health_messaging_limit = update.messaging_limit
+            account._wac_write_changes({"health_messaging_limit": update.messaging_limit})
         account.message_post(body=self.env._(
             "Meta changed the business's messaging limit: %(limit)s.",
             limit=update.messaging_limit or "?"), subtype_xmlid="mail.mt_note")

@@ -55,3 +55,24 @@ class TestWebhookAccountRow(WacHttpCase):
         with mute_logger(*QUIET), self.processing():
             self.assertEqual(self.post_webhook(payload).status_code, 200)
         self.assertEqual(self.account_row_version(), before)
+
+    def test_account_events_that_change_nothing_leave_the_account_row_alone(self):
+        """The fuzz found these: a quality update that names no event Odoo acts on nor a
+        limit, and the same disconnection in a second delivery (Meta sends a new one, with
+        another ``time``), each updated the row's ``write_date`` alone."""
+        quality = P.envelope("phone_number_quality_update", {
+            "display_phone_number": "5511987654321", "event": "ONBOARDING"}, time=1750030073)
+        first = P.account_update_partner_removed(time=1739212624)
+        again = P.account_update_partner_removed(time=1739212699)
+        for payload, changes in ((quality, False), (first, True), (again, False)):
+            before = self.account_row_version()
+            with mute_logger(*QUIET), self.processing():
+                self.assertEqual(self.post_webhook(payload).status_code, 200)
+            self.assertEqual(self.account_row_version() != before, changes, payload)
+        self.assertRecordValues(self.account_a, [{
+            "state": "disconnected", "automation_paused": True}])
+        activities = self.env["mail.activity"].search([
+            ("res_model", "=", "wac.account"), ("res_id", "=", self.account_a.id),
+            ("summary", "=", "WhatsApp automation paused")])
+        self.assertEqual(len(activities), len(self.account_a._wac_managers()),
+                         "one to-do per manager, not one per delivery")

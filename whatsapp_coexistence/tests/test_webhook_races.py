@@ -159,6 +159,36 @@ class TestWebhookRaces(TransactionCase):
         template = second["wac.template"].search([("meta_template_id", "=", "race-template")])
         self.assertEqual(template.quality_score, "RED")
 
+    # ------------------------------------------------------------------ the account row
+
+    def test_account_row_updated_by_a_committed_job_is_retried_quietly(self):
+        """Two account updates of one account at once (a disconnection and a quality flag,
+        the fuzz's 121 ERROR lines): the second fails at the row's lock, not at the flush."""
+        with closing(self.registry.cursor()) as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            account = env["wac.account"].create({
+                "company_id": self.company_id, "waba_id": RACE_WABA, "state": "connected",
+                "phone_number_id": "990000000000019", "display_phone_number": "+55 11 91234-0009"})
+            cr.commit()  # pylint: disable=invalid-commit
+        first, second = self.two_transactions()
+        disconnect = webhook.account_update(
+            P.account_update_partner_removed()["entry"][0]["changes"][0]["value"])[0]
+
+        def apply_disconnect(env):
+            env["wac.account"].browse(account.id)._wac_apply_account_update(disconnect)
+            env.flush_all()
+
+        first["wac.account"].browse(account.id)._wac_write_changes({"quality_rating": "RED"})
+        first.flush_all()
+        first.cr.commit()
+        self.assert_retried_quietly(lambda: apply_disconnect(second))
+        second.cr.rollback()  # the retry
+        apply_disconnect(second)
+        second.cr.commit()
+        second.invalidate_all()
+        self.assertRecordValues(second["wac.account"].browse(account.id), [{
+            "state": "disconnected", "quality_rating": "RED", "automation_paused": True}])
+
     # ------------------------------------------------------------------ number changes
 
     def test_messages_folded_by_a_number_change_are_retried_quietly(self):
