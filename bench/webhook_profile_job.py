@@ -2,15 +2,16 @@
 
 Input (environment): ``WAC_FUZZ_SEED`` and ``WAC_FUZZ_INDEXES`` (comma-separated indexes of
 ``bench/fuzz_webhook.py``'s deliveries, e.g. the heaviest of ``bench/fuzz_census.py``),
-``WAC_PROFILE_OUT`` (optional: where to dump the cProfile stats), ``WAC_APP_SECRET``.
+``WAC_PROFILE_OUT`` (optional: where to dump the cProfile stats), ``WAC_APP_SECRET``,
+``WAC_HISTORY_RUNS`` (most runs of the history job, one 20 s slice each; 50).
 
 Each delivery is stored through the controller's entry point (``_wac_ingest``, as the public
 user), committed, then its jobs run here, one after the other, as the runner would run them:
 the delivery's job (``_wac_process``, repeated while it enqueued a continuation) and its
-history job (``_wac_job_history``). Every event's processing (``wac.webhook.event.
-_wac_process``: its handler and writes, without the savepoint and flush around it, which
-batches share) is timed and its SQL queries counted, by field; the jobs' totals include
-everything.
+history job (``_wac_job_history``, run again while chunks are left). Every event's processing
+(``wac.webhook.event._wac_process``: its handler and writes, without the savepoint and flush
+around it, which batches share) is timed and its SQL queries counted, by field; the jobs'
+totals include everything.
 
 Prints ``BENCH_JSON {...}``: per field, events, ms per event, queries per event; the whole
 jobs' seconds and queries.
@@ -50,7 +51,8 @@ def timed_process(self, *args, **kwargs):
 
 
 def run_jobs(delivery):
-    """The delivery's job until it leaves nothing pending, then its history job."""
+    """The delivery's job until it leaves nothing pending, then its history job (one 20 s
+    slice per run) until it leaves nothing pending or ``WAC_HISTORY_RUNS`` runs (50)."""
     for _run in range(50):
         env.invalidate_all()
         delivery._wac_process(continued=_run > 0)
@@ -58,10 +60,24 @@ def run_jobs(delivery):
         if not delivery.event_ids.filtered(
                 lambda e: e.state == "pending" and e.field != "history"):
             break
-    env.invalidate_all()
-    if delivery.event_ids.filtered(lambda e: e.state == "pending" and e.field == "history"):
+    history = {"runs": 0, "seconds": 0.0}
+    for _run in range(int(os.environ.get("WAC_HISTORY_RUNS", "50"))):
+        env.invalidate_all()
+        if not delivery.event_ids.filtered(
+                lambda e: e.state == "pending" and e.field == "history"):
+            break
+        started = time.perf_counter()
         delivery._wac_job_history()
         env.cr.commit()
+        history["runs"] += 1
+        history["seconds"] += time.perf_counter() - started
+    env.invalidate_all()
+    chunks = delivery.event_ids.filtered(lambda e: e.field == "history")
+    history["chunks"] = len(chunks)
+    history["chunks_done"] = len(chunks.filtered(lambda e: e.state != "pending"))
+    history["chunks_per_s"] = round(history["chunks_done"] / max(history["seconds"], 1e-9), 1)
+    history["seconds"] = round(history["seconds"], 2)
+    return history
 
 
 Cursor = type(env.cr._obj)
@@ -114,7 +130,7 @@ try:
         seen.add(delivery.id)
         before, started = env.cr.sql_log_count, time.perf_counter()
         profiler.enable()
-        run_jobs(delivery)
+        history = run_jobs(delivery)
         profiler.disable()
         seconds, queries = time.perf_counter() - started, env.cr.sql_log_count - before
         total_s, total_queries = total_s + seconds, total_queries + queries
@@ -122,7 +138,7 @@ try:
             "index": index, "status": status, "bytes": len(body), "what": what,
             "events": len(delivery.event_ids), "state": delivery.state,
             "event_states": dict(collections.Counter(delivery.event_ids.mapped("state"))),
-            "seconds": round(seconds, 3), "queries": queries})
+            "seconds": round(seconds, 3), "queries": queries, "history": history})
 finally:
     Event._wac_process = original_process
 if os.environ.get("WAC_PROFILE_OUT"):

@@ -16,6 +16,7 @@ from wa_cloud.webhook_stream import (
     HISTORY_REF,
     SOURCE_BODY,
     SOURCE_VALUE,
+    BodyHistory,
     TextReader,
     history_items,
     load_value,
@@ -368,6 +369,85 @@ def test_unread_messages_are_skipped():
     assert following.chunk_order == 2
     assert [m.wamid for _w, m in following.messages] == [
         "wamid.5511922220000.0", "wamid.5511922220000.1"]
+
+
+def many_chunks_body(count, messages=2):
+    """A delivery of ``count`` history changes over two entries, one of them a status change
+    between the chunks (so change and chunk indexes differ)."""
+    def chunk(order):
+        change = payloads.history_chunk(
+            chunk_order=order, threads=[thread("55119%08d" % order, messages)])
+        return change["entry"][0]["changes"][0]
+    first = [chunk(order) for order in range(count // 2)]
+    second = [chunk(order) for order in range(count // 2, count)]
+    status = payloads.statuses()["entry"][0]["changes"][0]
+    return {"object": "whatsapp_business_account", "entry": [
+        {"id": "1", "changes": [*first, status]}, {"id": "2", "changes": second}]}
+
+
+def as_read(items):
+    return [(i.chunk_order, i.phase, [(w, m and m.wamid) for w, m in i.messages]) for i in items]
+
+
+def test_body_history_agrees_with_history_items_change_by_change():
+    payload = many_chunks_body(6)
+    open_stream = opener(payload)
+    history = BodyHistory(open_stream)
+    for index in range(8):  # 6 chunks, the status change (index 3) and one past the end
+        assert as_read(history.items(index)) == as_read(history_items(open_stream, index))
+    assert [order for order, _p, _m in as_read(history.items(4))] == [3]  # asked again: restart
+
+
+def test_body_history_reads_the_body_twice_not_once_per_chunk():
+    payload = many_chunks_body(40)
+    data = payloads.dumps(payload)
+    streams = []
+
+    def open_stream():
+        streams.append(Trickle(data, 4096))
+        return streams[-1]
+
+    history = BodyHistory(open_stream)
+    orders = [item.chunk_order for index in range(41) for item in history.items(index)]
+    assert orders == list(range(40))
+    assert sum(s.position for s in streams) <= 2 * len(data)  # one pass each
+    streams.clear()
+    for index in range(41):
+        list(history_items(open_stream, index))
+    assert sum(s.position for s in streams) > 15 * len(data)  # per chunk: from the start
+
+
+def test_body_history_left_unread_and_skipped_changes():
+    payload = many_chunks_body(6, messages=4)
+    history = BodyHistory(opener(payload))
+    first = next(history.items(0))
+    assert next(first.messages)[1].wamid == "wamid.5511900000000.0"  # the rest left unread
+    assert as_read(history.items(5))[0][2][-1] == ("5511900000004", "wamid.5511900000004.3")
+    assert as_read(history.items(6)) == as_read(history_items(opener(payload), 6))
+
+
+def test_body_history_starts_again_after_a_failed_read():
+    data = payloads.dumps(many_chunks_body(6, messages=3))
+    opened = []
+
+    class Failing(Trickle):
+        def read(self, size=-1):
+            if len(opened) == 2 and self.position > len(data) // 3:
+                raise OSError("connection lost")
+            return super().read(size)
+
+    def open_stream():
+        opened.append(Failing(data, 512))
+        return opened[-1]
+
+    history = BodyHistory(open_stream)
+    assert as_read(history.items(0))[0][0] == 0
+    with pytest.raises(OSError):
+        for index in range(1, 7):
+            as_read(history.items(index))
+    # The failed stream is dropped: the same and the later changes are read right.
+    assert [as_read(history.items(i)) for i in (4, 5, 6)] == [
+        as_read(history_items(opener(data), i)) for i in (4, 5, 6)]
 
 
 def test_old_stored_value_is_read_from_itself():

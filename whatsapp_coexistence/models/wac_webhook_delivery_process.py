@@ -5,6 +5,7 @@ Part of ``wac.webhook.delivery`` (``wac_webhook_delivery.py`` stores and dispatc
 units of a change and how their errors are classified are in ``wac_webhook_units.py``.
 """
 
+import io
 import itertools
 import logging
 import time
@@ -29,6 +30,9 @@ from .wac_webhook_delivery import (
 from .wac_webhook_units import RETRY, classify, describe
 
 _logger = logging.getLogger(__name__)
+
+#: Key of the delivery's history reader in the transaction's cache (``cr.cache``).
+_BODY_HISTORY = "wac_body_history"
 
 
 class WacWebhookDelivery(models.Model):
@@ -167,6 +171,26 @@ class WacWebhookDelivery(models.Model):
             self.write({"state": "failed", "error": self.env._(
                 "Its changes could not be read: %(reason)s", reason=describe(error))})
         return False
+
+    def _wac_body_history(self):
+        """The reader of this delivery's history chunks, kept for the transaction: its history
+        job asks for chunk after chunk, and the reader goes on where it stopped instead of
+        reading the body from its start for each (``webhook_stream.BodyHistory``).
+
+        It reads the body from memory (at most Meta's 3 MB): a server-side cursor
+        (:meth:`_wac_open_body`) is closed when a batch's savepoint is rolled back. One
+        delivery's reader is kept at a time.
+        """
+        self.ensure_one()
+        held = self.env.cr.cache.get(_BODY_HISTORY)
+        if held is None or held[0] != self.id:
+            self.env.cr.execute(
+                "SELECT convert_to(body, 'UTF8') FROM wac_webhook_delivery WHERE id = %s",
+                [self.id])
+            data = bytes(self.env.cr.fetchone()[0])
+            held = (self.id, webhook_stream.BodyHistory(lambda: io.BytesIO(data)))
+            self.env.cr.cache[_BODY_HISTORY] = held
+        return held[1]
 
     def _wac_open_body(self):
         """The body as a new binary stream, read from the database one slice at a time."""

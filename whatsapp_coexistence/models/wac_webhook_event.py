@@ -386,8 +386,7 @@ class WacWebhookEvent(models.Model):
         # delivery body since the delivery job streams it, the payload for older events.
         ref = value.get(webhook_stream.HISTORY_REF) or {}
         if ref.get("source") == webhook_stream.SOURCE_BODY:
-            items = webhook_stream.history_items(
-                self.delivery_id._wac_open_body, change_index=self.change_index)
+            items = self.delivery_id._wac_body_history().items(self.change_index)
         elif ref.get("source") == webhook_stream.SOURCE_VALUE:
             payload = self.payload
             items = webhook_stream.history_items(lambda: webhook_stream.TextReader(payload))

@@ -83,6 +83,31 @@ class TestWebhookHistory(WacHttpCase):
         self.assertEqual(self.account_a.history_chunk_ids.mapped("message_count"), [6, 6])
         self.assertEqual(self.env["wac.message"].search_count([("wamid", "=", P.TEXT_WAMID)]), 1)
 
+    def test_many_chunks_of_one_delivery_with_a_bad_one_between(self):
+        """One reading of the body serves all the delivery's chunks; the bad chunk fails its
+        batch, which is replayed from an earlier chunk, and is then imported alone."""
+        chunks = [threads(2, 3, first=5511700000000 + 100 * n) for n in range(12)]
+        bad = chunks[5][1]["messages"][1]
+        bad["timestamp"] = "1e300"
+        body = P.history_chunk(threads=chunks[0], chunk_order=1)
+        entry = body["entry"][0]
+        for order, chunk in enumerate(chunks[1:], start=2):
+            change = P.history_chunk(threads=chunk, chunk_order=order)["entry"][0]["changes"][0]
+            if order == 7:  # a second entry from the seventh chunk on
+                entry = dict(entry, changes=[])
+                body["entry"].append(entry)
+            entry["changes"].append(change)
+        self.deliver(body)
+        events = self.env["wac.webhook.event"].search([], order="change_index")
+        self.assertEqual(len(events), 12)
+        self.assertEqual(events.mapped("state"), ["done"] * 5 + ["partial"] + ["done"] * 6)
+        self.assertIn("1e300", events[5].error)
+        good = [dict(t, messages=[m for m in t["messages"] if m is not bad])
+                for chunk in chunks for t in chunk]
+        self.assert_imported(good)
+        self.assertEqual(sorted(self.account_a.history_chunk_ids.mapped("chunk_order")),
+                         list(range(1, 13)))
+
     def test_keys_out_of_order_and_empty_threads(self):
         chunk = threads(3, 2)
         chunk[0] = {"messages": chunk[0]["messages"], "id": chunk[0]["id"]}
