@@ -50,11 +50,12 @@ class WacMessage(models.Model):
         return messages
 
     def write(self, vals):
+        before = self.conversation_id if "contact_id" in vals else self.env["wac.conversation"]
         res = super().write(vals)
-        if "contact_id" in vals:
-            self._wac_link_conversations()
-        if "message_at" in vals:
-            self.conversation_id._wac_refresh()
+        refreshed = self._wac_link_conversations() if "contact_id" in vals else before
+        # Each conversation once: the one a message left shows its new last message too.
+        stale = before | self.conversation_id if "message_at" in vals else before
+        (stale - refreshed).sudo()._wac_refresh()
         return res
 
     @api.model
@@ -65,14 +66,14 @@ class WacMessage(models.Model):
 
     def _wac_link_conversations(self):
         """Give these messages the conversation of their contact (created when missing),
-        then refresh what the conversations show.
+        then refresh what the conversations show; return the conversations refreshed.
 
         One ``UPDATE`` for the whole batch: a history batch holds 1,000 messages of many
         customers, and an ORM write per customer would cost a query each.
         """
         messages = self.sudo().filtered("contact_id")
         if not messages:
-            return
+            return self.env["wac.conversation"]
         messages.flush_recordset(["contact_id", "conversation_id"])
         Conversation = self.env["wac.conversation"].sudo()
         Conversation._wac_create_missing(messages.contact_id.ids)
@@ -85,7 +86,9 @@ class WacMessage(models.Model):
         """, [messages.ids])
         linked = {row[0] for row in self.env.cr.fetchall()}
         messages.invalidate_recordset(["conversation_id"])
-        Conversation.browse(sorted(linked))._wac_refresh()
+        linked = Conversation.browse(sorted(linked))
+        linked._wac_refresh()
+        return linked
 
     def _wac_on_inbound(self):
         res = super()._wac_on_inbound()

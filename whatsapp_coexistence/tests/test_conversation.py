@@ -114,6 +114,25 @@ class TestConversation(WacAutomationMixin, WacHttpCase):
         self.assertEqual(linked.message_ids_wac, message)
         self.assertTrue(linked.needs_answer)
 
+    def test_a_message_moved_to_another_contact_leaves_both_threads_right(self):
+        """A number change moves messages between contacts: the thread a message left shows
+        its own last message again, the one it joined shows the moved one."""
+        earlier = fields.Datetime.now() - timedelta(hours=2)
+        self.customer_writes("Primeira", "wamid.MOVE1", when=earlier)
+        self.customer_writes("Segunda", "wamid.MOVE2")
+        self.customer_writes("Outra pessoa", "wamid.MOVE3", when=earlier,
+                             sender="551197770000")
+        maria = self.conversation()
+        other = maria.search([("contact_id.wa_id", "=", "551197770000")])
+        moved = maria.message_ids_wac.filtered(lambda m: m.wamid == "wamid.MOVE2")
+        self.assertEqual(maria.last_message_at, moved.message_at)
+        moved.write({"contact_id": other.contact_id.id,
+                     "message_at": moved.message_at + timedelta(minutes=1)})
+        (maria | other).invalidate_recordset()
+        self.assertEqual(moved.conversation_id, other)
+        self.assertEqual(maria.last_message_at, earlier.replace(microsecond=0))
+        self.assertEqual(other.last_message_at, moved.message_at)
+
     def test_threads_are_isolated_between_companies(self):
         self.customer_writes("Para a clínica", "wamid.A1")
         self.customer_writes("Para o salão", "wamid.B1", account=self.account_b)
