@@ -11,7 +11,7 @@ import pytest
 import payloads
 from fake_graph.state import FakeState
 from wa_cloud import webhook, webhook_stream
-from wa_cloud.webhook import PayloadError, parse_payload
+from wa_cloud.webhook import OBJECT, PayloadError, parse_payload
 from wa_cloud.webhook_stream import (
     HISTORY_REF,
     SOURCE_BODY,
@@ -227,6 +227,35 @@ def test_history_key_in_another_field_is_built_whole():
 def test_parse_body_rejects_non_whatsapp(body, message):
     with pytest.raises(PayloadError, match=message):
         parse_body(opener(body))
+
+
+@pytest.mark.parametrize("obj", [None, {"a": 1}, [[["x"]]], "whatsapp_business_acc\u0000ount",
+                                 "WHATSAPP_BUSINESS_ACCOUNT", 7])
+def test_a_garbled_object_is_decided_by_the_changes(obj):
+    """Meta signed it: a missing or garbled ``object`` loses nothing when the changes are
+    WhatsApp's; a body naming another product, or without a WhatsApp change, is refused."""
+    payload = payloads.inbound_text()
+    payload["entry"][0]["changes"].append(payloads.template_status()["entry"][0]["changes"][0])
+    if obj is None:
+        del payload["object"]
+    else:
+        payload["object"] = obj
+    expected = parse_payload(json.loads(json.dumps(dict(payload, object=OBJECT))))
+    assert as_tuples(parse_body(opener(payload))) == as_tuples(expected)
+    assert as_tuples(parse_payload(json.loads(json.dumps(payload)))) == as_tuples(expected)
+    # No WhatsApp change: neither ``messaging_product`` nor a field only WhatsApp sends.
+    foreign = dict(payload, entry=[{"id": "1", "changes": [
+        {"field": "messages", "value": {"text": "hi"}}, {"field": "feed", "value": {}}]}])
+    with pytest.raises(PayloadError, match="not whatsapp_business_account"):
+        parse_body(opener(foreign))
+    with pytest.raises(PayloadError, match="not whatsapp_business_account"):
+        parse_payload(json.loads(json.dumps(foreign)))
+
+
+def test_another_products_webhook_is_refused_even_with_whatsapp_changes():
+    payload = dict(payloads.inbound_text(), object="instagram")
+    with pytest.raises(PayloadError, match="not whatsapp_business_account"):
+        parse_body(opener(payload))
 
 
 def test_streams_are_closed():

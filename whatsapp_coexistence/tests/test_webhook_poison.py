@@ -62,6 +62,21 @@ class TestWebhookPoison(WacHttpCase):
         self.assertEqual(events.mapped("state"), ["done"] * 3)
         self.assertEqual(delivery.state, "done")
 
+    def test_garbled_object_loses_nothing_but_another_product_is_ignored(self):
+        """Meta signed it: a missing or garbled ``object`` is decided by the changes."""
+        payload = with_good_neighbour(change_of(P.template_status()))
+        payload["object"] = "whatsapp_business_acc\u0000ount"
+        delivery = self.deliver(payload)
+        self.assert_good_neighbour_stored()
+        self.assertEqual(delivery.state, "done")
+        self.assertEqual(self.events(delivery).mapped("field"), [
+            "messages", "message_template_status_update"])
+        page = dict(P.inbound_text(wamid="wamid.PAGE"), object="page")
+        delivery = self.deliver(page)
+        self.assertEqual((delivery.state, delivery.error), (
+            "ignored", "Webhook object is not whatsapp_business_account"))
+        self.assertFalse(self.env["wac.message"].search([("wamid", "=", "wamid.PAGE")]))
+
     def test_field_of_nine_thousand_characters(self):
         huge = change_of(P.inbound_text(wamid="wamid.HUGE.FIELD"))
         # Hex digits of hashes: PostgreSQL cannot compress them into an index entry.

@@ -38,6 +38,10 @@ TEMPLATE_FIELDS = frozenset(
 HANDLED_FIELDS = MESSAGE_PATH_FIELDS | TEMPLATE_FIELDS | HEALTH_FIELDS | {"account_update"}
 
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+#: The ``object`` of Meta's other webhook topics (Graph API, "Webhooks Reference"): a body
+#: that names one is not a WhatsApp webhook, whatever it holds.
+OTHER_OBJECTS = frozenset(
+    {"ad_account", "application", "catalog", "instagram", "page", "permissions", "user"})
 
 #: Delivery statuses in the order a message goes through them; see :func:`status_supersedes`.
 STATUS_ORDER = (
@@ -230,16 +234,15 @@ def parse_payload(data):
     """Split a webhook body into :class:`Change` items.
 
     :param dict data: the parsed JSON body
-    :raises PayloadError: ``object`` is not ``whatsapp_business_account`` or ``entry`` is not
+    :raises PayloadError: not a WhatsApp webhook (:func:`check_object`) or ``entry`` is not
         a list
     :rtype: list[Change]
     """
     if not isinstance(data, dict):
         raise PayloadError("Webhook body is not a JSON object")
-    if data.get("object") != OBJECT:
-        raise PayloadError("Webhook object is not whatsapp_business_account")
     entries = data.get("entry")
     if not isinstance(entries, list):
+        check_object(data.get("object"), [])
         raise PayloadError("Webhook entry is not a list")
     changes = []
     for entry_index, entry in enumerate(entries):
@@ -260,7 +263,27 @@ def parse_payload(data):
                     index=(entry_index, change_index),
                 )
             )
+    check_object(data.get("object"), changes)
     return changes
+
+
+def check_object(obj, changes):
+    """Refuse a body that is not a WhatsApp Business Account webhook.
+
+    ``object`` names Meta's product. A body that names another one is refused. One whose
+    ``object`` is missing or garbled (no topic's name) is signed by Meta all the same: its
+    changes decide, and it is kept when one of them is a WhatsApp change (its value says
+    ``messaging_product: whatsapp``, or its field is one only WhatsApp sends). Its events are
+    then routed like any others: nothing is lost over a bad ``object``.
+
+    :raises PayloadError: not a WhatsApp webhook
+    """
+    if obj == OBJECT:
+        return
+    if (isinstance(obj, str) and obj in OTHER_OBJECTS) or not any(
+            change.value.get("messaging_product") == "whatsapp"
+            or change.field in HANDLED_FIELDS - {"messages"} for change in changes):
+        raise PayloadError("Webhook object is not whatsapp_business_account")
 
 
 def change_errors(value):

@@ -42,7 +42,6 @@ from dataclasses import replace as dc_replace
 import ijson
 
 from .webhook import (
-    OBJECT,
     Change,
     HistoryChunkState,
     PayloadError,
@@ -50,6 +49,7 @@ from .webhook import (
     _history_message,
     _int,
     _key,
+    check_object,
     history_header,
     unpaired_surrogates_replaced,
 )
@@ -431,8 +431,7 @@ def _envelope(events, skip_history):
             if key == "entry":
                 has_entries = False
             _skip(events, kind)
-    if obj != OBJECT:
-        raise PayloadError("Webhook object is not whatsapp_business_account")
+    check_object(obj, changes)
     if not has_entries:
         raise PayloadError("Webhook entry is not a list")
     return changes, again
