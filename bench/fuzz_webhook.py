@@ -20,8 +20,8 @@ refused by mistake.
    runs the minute cron's pass until it settles nothing more (the servers run no cron; it
    settles the deliveries whose events all ended), then reports HTTP statuses, delivery,
    event and job states, ERROR records in the server log (and how many are serialization
-   failures or deadlocks), and how many of the valid messages
-   beside a poisoned delivery answered 200 were stored.
+   failures or deadlocks), and how many of the valid messages beside a poisoned delivery
+   answered 200 were stored.
 
 2. **Identical-status load.** The same signed status webhook again and again (Meta
    redelivering one) on 8 connections, in rounds alternating with ``GET /web/health``, on 2
