@@ -33,7 +33,7 @@ RATE_SAFETY = 0.97
 RESTAMP_TOLERANCE = 0.015
 
 
-def _read_committed(cr):
+def read_committed(cr):
     """Run this short transaction in READ COMMITTED.
 
     Odoo's cursors are REPEATABLE READ: there, locking a bucket that another worker updated
@@ -136,7 +136,7 @@ def reserve_slot(cr, limits, max_wait, commit=True):
     limits = sorted(LimitSpec(*limit) for limit in limits)
     if not limits:
         return Slot(True, 0.0, None)
-    _read_committed(cr)
+    read_committed(cr)
     keys = [limit.key for limit in limits]
     rows = _lock_buckets(cr, limits)
     # The clock is read once the locks are granted: a worker that waited for another one's
@@ -172,7 +172,7 @@ def restamp_slot(cr, key, slot, moment):
     A short transaction of its own on ``cr`` (READ COMMITTED, like a reservation), committed
     here: the row stays locked for a moment only.
     """
-    _read_committed(cr)
+    read_committed(cr)
     cr.execute("SELECT recent FROM wac_rate_bucket WHERE key = %s FOR UPDATE", (key,))
     row = cr.fetchone()
     recent = tuple(json.loads(row[0])) if row and row[0] else ()
@@ -259,6 +259,22 @@ class WacRateBucket(models.Model):
         return Pace(windows[0] if windows else None, reserved.slot, due)
 
     @api.model
+    def _wac_take_free_slot(self, cr, limits):
+        """Reserve a slot under ``limits`` on ``cr`` when one is free at once (within
+        :data:`SAME_TRANSACTION_WAIT`), uncommitted: the caller commits it together with what
+        it wrote before it in the same transaction.
+
+        :returns: :class:`Pace`, or ``None`` when the next slot is later: nothing is reserved
+            and ``cr``'s transaction was rolled back, with what the caller wrote in it
+        """
+        reserved = reserve_slot(cr, limits, SAME_TRANSACTION_WAIT, commit=False)
+        if not reserved.allowed:
+            return None
+        windows = [limit.key for limit in limits if limit.window]
+        return Pace(windows[0] if windows else None, reserved.slot,
+                    time.monotonic() + reserved.wait)
+
+    @api.model
     def _wac_restamp(self, cr, pace, left):
         """A send that left at ``left`` (monotonic clock) much later than its slot moves its
         slot in the company's window to when it really left (:data:`RESTAMP_TOLERANCE`)."""
@@ -303,7 +319,7 @@ class WacRateBucket(models.Model):
         """Move a key's next slot at least ``seconds`` into the future (Meta said 130429 or
         131056: every worker backs off, not only the one that was told)."""
         with self.env.registry.cursor() as cr:
-            _read_committed(cr)
+            read_committed(cr)
             cr.execute(
                 """
                 INSERT INTO wac_rate_bucket (key, company_id, tat)

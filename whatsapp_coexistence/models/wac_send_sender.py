@@ -51,6 +51,7 @@ from ..tools.wa_cloud import phone as wa_phone
 from ..tools.wa_cloud import ratelimit
 from ..tools.wa_cloud.send_key import send_key, start_key
 from .res_company import wac_local
+from .wac_rate_limit import read_committed
 
 _logger = logging.getLogger(__name__)
 
@@ -261,11 +262,7 @@ class WacSendSender(models.AbstractModel):
         Message = self.env["wac.message"]
         limits = Bucket._wac_limits(out.account, out.digits)
         with self.env.registry.cursor() as side:
-            pace = Bucket._wac_take_slot(side, limits)
-            message_id = Message._wac_write_intent(side, out.message, vals, out.account,
-                                                   out.digits, out.partner)
-            # The intent is committed on the side cursor before Meta is called (crash window).
-            side.commit()  # pylint: disable=invalid-commit
+            pace, message_id = self._wac_commit_intent(side, out, vals, limits)
             if pace.due > time.monotonic():
                 time.sleep(pace.due - time.monotonic())
             Message.invalidate_model()
@@ -293,6 +290,34 @@ class WacSendSender(models.AbstractModel):
             kind=jobs._wac_kind_label(out.kind), name=out.partner.name, number=out.number,
             template=out.mapping.template_id.display_name))
         return "sent %s" % result.wamid
+
+    def _wac_commit_intent(self, side, out, vals, limits):
+        """Write the intent of a send and reserve its rate slot, and commit both on ``side``
+        before Meta is called (the crash window); return ``(pace, message id)``.
+
+        The intent is written first and the slot reserved last, when one is free at once:
+        the company's bucket row is then locked only until the commit, not while the intent
+        writes its contact, message and conversation, which would make the company's
+        workers wait for each other. When the company's window is full, that intent is
+        rolled back, the slot is reserved first (waiting for it, up to a second) and the
+        intent written after it: no committed intent ever waits for its slot, so a worker
+        that dies in that wait leaves no open attempt behind.
+
+        The side transaction is READ COMMITTED from its start, as the slot's needs: a bucket
+        row updated by another worker is then waited for, not a serialization failure.
+        """
+        Bucket = self.env["wac.rate.bucket"]
+        Message = self.env["wac.message"]
+        read_committed(side)
+        message_id = Message._wac_write_intent(side, out.message, vals, out.account,
+                                               out.digits, out.partner)
+        pace = Bucket._wac_take_free_slot(side, limits)
+        if pace is None:
+            pace = Bucket._wac_take_slot(side, limits)
+            message_id = Message._wac_write_intent(side, out.message, vals, out.account,
+                                                   out.digits, out.partner)
+        side.commit()  # pylint: disable=invalid-commit
+        return pace, message_id
 
     # ------------------------------------------------------------
     # RELEVANCE

@@ -274,6 +274,23 @@ class TestSend(WacAutomationCase):
         self.assertTrue(self.send(other, "confirmation", self.joao).startswith("sent"),
                         "another recipient is not held back")
 
+    def test_a_slot_not_free_at_once_is_waited_for_before_the_intent(self):
+        """The intent is written, then the slot reserved; when the slot is not free at once
+        (here the pair spacing), that intent is rolled back and written again after the
+        wait: one row, one contact, one request to Meta, the spacing held."""
+        self.account_a.recipient_spacing_s = 0.4
+        self.send(self.event, "confirmation", self.maria)
+        self.assertTrue(self.send(self.event, "reminder", self.maria).startswith("sent"))
+        first, second = self.fake.messages()
+        self.assertGreaterEqual(second["time"] - first["time"], 0.35)
+        reminder = self.message_of(self.event, "reminder", self.maria)
+        self.assertEqual((reminder.status, reminder.wa_attempt_open), ("accepted", False))
+        self.assertEqual(self.env["wac.message"].search_count([
+            ("wa_send_key", "=", reminder.wa_send_key)]), 1)
+        self.assertEqual(self.env["wac.contact"].search_count([
+            ("company_id", "=", self.company_a.id),
+            ("phone_key", "=", reminder.contact_id.phone_key)]), 1)
+
     def test_daily_cap(self):
         self.account_a.recipient_daily_cap = 2
         self.send(self.event, "confirmation", self.maria)
