@@ -243,9 +243,17 @@ def test_a_garbled_object_is_decided_by_the_changes(obj):
     expected = parse_payload(json.loads(json.dumps(dict(payload, object=OBJECT))))
     assert as_tuples(parse_body(opener(payload))) == as_tuples(expected)
     assert as_tuples(parse_payload(json.loads(json.dumps(payload)))) == as_tuples(expected)
-    # No WhatsApp change: neither ``messaging_product`` nor a field only WhatsApp sends.
+    # Its ``messaging_product`` garbled too: the phone number it is for still says it.
+    garbled = json.loads(json.dumps(payload))
+    for change in garbled["entry"][0]["changes"]:
+        change["value"]["messaging_product"] = "whats\\app"
+    garbled["entry"][0]["changes"][1]["field"] = "feed"
+    assert len(parse_body(opener(garbled))) == 2
+    # No WhatsApp change: no ``messaging_product``, no phone number, no field only WhatsApp
+    # sends.
     foreign = dict(payload, entry=[{"id": "1", "changes": [
-        {"field": "messages", "value": {"text": "hi"}}, {"field": "feed", "value": {}}]}])
+        {"field": "messages", "value": {"text": "hi", "metadata": {"page": "1"}}},
+        {"field": "feed", "value": {}}]}])
     with pytest.raises(PayloadError, match="not whatsapp_business_account"):
         parse_body(opener(foreign))
     with pytest.raises(PayloadError, match="not whatsapp_business_account"):

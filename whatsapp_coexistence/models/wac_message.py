@@ -247,7 +247,7 @@ class WacMessage(models.Model):
             account, [(m.from_wa_id, m.bsuid, m.profile_name) for m in fresh], lock=True)
         vals_list, seen = [], set()
         for msg in fresh:
-            if msg.wamid in seen:
+            if msg.wamid and msg.wamid in seen:
                 continue
             seen.add(msg.wamid)
             contact = contacts.get(msg.from_wa_id or msg.bsuid)
@@ -255,7 +255,8 @@ class WacMessage(models.Model):
             vals_list.append({
                 "company_id": company_id, "account_id": account.id,
                 "contact_id": contact.id if contact else False,
-                "wamid": msg.wamid, "direction": "in", "source": "customer",
+                # Meta always gives an id; a message without one is kept, without a key.
+                "wamid": msg.wamid or False, "direction": "in", "source": "customer",
                 "message_type": msg.type, "body": msg.text,
                 "media_id": (msg.media or {}).get("id"),
                 "media_mime_type": (msg.media or {}).get("mime_type"),

@@ -77,6 +77,16 @@ class TestWebhookPoison(WacHttpCase):
             "ignored", "Webhook object is not whatsapp_business_account"))
         self.assertFalse(self.env["wac.message"].search([("wamid", "=", "wamid.PAGE")]))
 
+    def test_messages_with_an_empty_id_are_each_kept(self):
+        """An empty wamid is no key: the second such message was refused by the unique
+        index (an ERROR line, then taken for one already there) and lost."""
+        with self.assertNoLogs("odoo.sql_db", "ERROR"):
+            for body in ("Sem id 1", "Sem id 2"):
+                self.deliver(P.inbound_text(wamid="", from_="5511990000077", body=body))
+        kept = self.env["wac.message"].search([("body", "in", ("Sem id 1", "Sem id 2"))])
+        self.assertEqual(sorted(kept.mapped("body")), ["Sem id 1", "Sem id 2"])
+        self.assertEqual(kept.mapped("wamid"), [False, False])
+
     def test_field_of_nine_thousand_characters(self):
         huge = change_of(P.inbound_text(wamid="wamid.HUGE.FIELD"))
         # Hex digits of hashes: PostgreSQL cannot compress them into an index entry.

@@ -129,6 +129,32 @@ class TestWebhookRaces(TransactionCase):
         history_resolve()
         self.assertTrue(second["wac.contact"].browse(archived.id).active)
 
+    def test_contact_removed_by_a_state_sync_is_retried_quietly(self):
+        """The address book's ``remove`` archives the contact: a job that changed it
+        meanwhile makes that update fail quietly (the 10,000-delivery fuzz logged 7,523
+        ERROR lines of it)."""
+        first, second = self.two_transactions()
+        contact = self.resolve(first, "In the book")
+        first.cr.commit()
+        second.cr.rollback()  # the state sync job starts after the contact exists
+        second.cr.execute("SELECT 1 FROM wac_contact LIMIT 1")
+        first["wac.contact"].browse(contact.id).app_name = "Renamed meanwhile"
+        first.flush_all()
+        first.cr.commit()
+        item = webhook.state_sync(P.state_sync_remove(phone_number=NUMBER)["entry"][0][
+            "changes"][0]["value"])
+
+        def remove():
+            account = second["wac.account"].new({"company_id": self.company_id})
+            second["wac.contact"]._wac_ingest_state_sync(account, item)
+            second.flush_all()
+
+        self.assert_retried_quietly(remove)
+        second.cr.rollback()  # the retry
+        remove()
+        self.assertFalse(second["wac.contact"].with_context(active_test=False).browse(
+            contact.id).active)
+
     # ------------------------------------------------------------------ templates
 
     def test_template_row_updated_by_a_committed_job_is_retried_quietly(self):

@@ -272,18 +272,26 @@ def check_object(obj, changes):
 
     ``object`` names Meta's product. A body that names another one is refused. One whose
     ``object`` is missing or garbled (no topic's name) is signed by Meta all the same: its
-    changes decide, and it is kept when one of them is a WhatsApp change (its value says
-    ``messaging_product: whatsapp``, or its field is one only WhatsApp sends). Its events are
-    then routed like any others: nothing is lost over a bad ``object``.
+    changes decide, and it is kept when one of them is a WhatsApp change
+    (:func:`_whatsapp_change`). Its events are then routed like any others: nothing is lost
+    over a bad ``object``.
 
     :raises PayloadError: not a WhatsApp webhook
     """
     if obj == OBJECT:
         return
     if (isinstance(obj, str) and obj in OTHER_OBJECTS) or not any(
-            change.value.get("messaging_product") == "whatsapp"
-            or change.field in HANDLED_FIELDS - {"messages"} for change in changes):
+            _whatsapp_change(change) for change in changes):
         raise PayloadError("Webhook object is not whatsapp_business_account")
+
+
+def _whatsapp_change(change):
+    """Whether a change is WhatsApp's: its value says ``messaging_product: whatsapp`` or
+    carries the phone number it is for (``metadata.phone_number_id``), or its field is one
+    only WhatsApp sends."""
+    return (change.value.get("messaging_product") == "whatsapp"
+            or _key(_dict(change.value.get("metadata")).get("phone_number_id")) is not None
+            or change.field in HANDLED_FIELDS - {"messages"})
 
 
 def change_errors(value):
