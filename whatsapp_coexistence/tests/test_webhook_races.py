@@ -104,6 +104,16 @@ class TestWebhookRaces(TransactionCase):
         second.cr.rollback()
         self.assertEqual(self.resolve(second, "Second"), created.with_env(second))
 
+    def changed_meanwhile(self, first, second, contact):
+        """Commit ``contact`` as ``first`` left it, start ``second`` (a job) after that, then
+        change the contact in ``first`` and commit: the job's snapshot misses the change."""
+        first.cr.commit()
+        second.cr.rollback()
+        second.cr.execute("SELECT 1 FROM wac_contact LIMIT 1")
+        first["wac.contact"].browse(contact.id).app_name = "Changed meanwhile"
+        first.flush_all()
+        first.cr.commit()
+
     def test_archived_contact_reactivated_by_a_history_job_is_retried_quietly(self):
         """History imports resolve their contacts without locking them (they create most);
         one the address book removed is reactivated, and a state sync that changed it
@@ -112,12 +122,7 @@ class TestWebhookRaces(TransactionCase):
         first, second = self.two_transactions()
         archived = self.resolve(first, "Archived")
         archived.active = False
-        first.cr.commit()
-        second.cr.rollback()  # the history job starts after the contact was archived
-        second.cr.execute("SELECT 1 FROM wac_contact LIMIT 1")
-        first["wac.contact"].browse(archived.id).app_name = "Address book"
-        first.flush_all()
-        first.cr.commit()
+        self.changed_meanwhile(first, second, archived)
 
         def history_resolve():
             account = second["wac.account"].new({"company_id": self.company_id})
@@ -135,12 +140,7 @@ class TestWebhookRaces(TransactionCase):
         ERROR lines of it)."""
         first, second = self.two_transactions()
         contact = self.resolve(first, "In the book")
-        first.cr.commit()
-        second.cr.rollback()  # the state sync job starts after the contact exists
-        second.cr.execute("SELECT 1 FROM wac_contact LIMIT 1")
-        first["wac.contact"].browse(contact.id).app_name = "Renamed meanwhile"
-        first.flush_all()
-        first.cr.commit()
+        self.changed_meanwhile(first, second, contact)
         item = webhook.state_sync(P.state_sync_remove(phone_number=NUMBER)["entry"][0][
             "changes"][0]["value"])
 
