@@ -1,3 +1,4 @@
+import dataclasses
 import threading
 from contextlib import closing
 
@@ -214,6 +215,35 @@ class TestWebhookRaces(TransactionCase):
         second.invalidate_all()
         self.assertRecordValues(second["wac.account"].browse(account.id), [{
             "state": "disconnected", "quality_rating": "RED", "automation_paused": True}])
+
+    def test_template_created_by_a_committed_job_is_retried_quietly(self):
+        """A new template named by two jobs' status webhooks: the second one's ``INSERT`` hit
+        the unique key with an ERROR line (999 in one fuzz run) and its event failed."""
+        with closing(self.registry.cursor()) as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            account = env["wac.account"].create({
+                "company_id": self.company_id, "waba_id": RACE_WABA,
+                "phone_number_id": "990000000000019", "display_phone_number": "+55 11 91234-0009"})
+            cr.commit()  # pylint: disable=invalid-commit
+        first, second = self.two_transactions()
+        payload = P.template_status(event="APPROVED", name="race_new", language="pt_BR")
+        event = webhook.template_event("message_template_status_update",
+                                       payload["entry"][0]["changes"][0]["value"])[0]
+
+        def apply(env, template_id):
+            named = dataclasses.replace(event, template_id=template_id)
+            env["wac.template"]._wac_apply_event(env["wac.account"].browse(account.id), named)
+            env.flush_all()
+
+        apply(first, "race-new-1")
+        first.cr.commit()
+        self.assert_retried_quietly(lambda: apply(second, "race-new-2"))
+        second.cr.rollback()  # the retry
+        apply(second, "race-new-2")
+        second.cr.commit()
+        second.invalidate_all()
+        template = second["wac.template"].search([("account_id", "=", account.id)])
+        self.assertEqual((len(template), template.meta_template_id), (1, "race-new-2"))
 
     # ------------------------------------------------------------------ number changes
 
