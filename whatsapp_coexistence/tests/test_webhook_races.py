@@ -58,6 +58,20 @@ class TestWebhookRaces(TransactionCase):
         second.cr.execute("SELECT 1 FROM wac_contact LIMIT 1")
         return first, second
 
+    def race(self, first_job, second_job):
+        """``first_job(env)`` commits after ``second_job``'s transaction began: ``second_job``
+        fails quietly, then succeeds on its retry (a new transaction) and commits. Return the
+        second environment, its cache cleared."""
+        first, second = self.two_transactions()
+        first_job(first)
+        first.cr.commit()
+        self.assert_retried_quietly(lambda: second_job(second))
+        second.cr.rollback()  # the retry
+        second_job(second)
+        second.cr.commit()
+        second.invalidate_all()
+        return second
+
     def assert_retried_quietly(self, apply):
         """``apply()`` raises an error classified *retry* and logs no ERROR from the query."""
         with self.assertNoLogs("odoo.sql_db", "ERROR"), self.assertRaises(Exception) as caught:
@@ -168,7 +182,6 @@ class TestWebhookRaces(TransactionCase):
                 "company_id": self.company_id, "account_id": account.id, "name": "race",
                 "language": "pt_BR", "meta_template_id": "race-template"})
             cr.commit()  # pylint: disable=invalid-commit
-        first, second = self.two_transactions()
 
         def apply(env, quality):
             Template = env["wac.template"]
@@ -176,13 +189,7 @@ class TestWebhookRaces(TransactionCase):
                                       quality_event("race-template", quality))
             env.flush_all()
 
-        apply(first, "YELLOW")
-        first.cr.commit()
-        self.assert_retried_quietly(lambda: apply(second, "RED"))
-        second.cr.rollback()  # the retry
-        apply(second, "RED")
-        second.cr.commit()
-        second.invalidate_all()
+        second = self.race(lambda env: apply(env, "YELLOW"), lambda env: apply(env, "RED"))
         template = second["wac.template"].search([("meta_template_id", "=", "race-template")])
         self.assertEqual(template.quality_score, "RED")
 
@@ -197,22 +204,18 @@ class TestWebhookRaces(TransactionCase):
                 "company_id": self.company_id, "waba_id": RACE_WABA, "state": "connected",
                 "phone_number_id": "990000000000019", "display_phone_number": "+55 11 91234-0009"})
             cr.commit()  # pylint: disable=invalid-commit
-        first, second = self.two_transactions()
         disconnect = webhook.account_update(
             P.account_update_partner_removed()["entry"][0]["changes"][0]["value"])[0]
+
+        def flag_quality(env):
+            env["wac.account"].browse(account.id)._wac_write_changes({"quality_rating": "RED"})
+            env.flush_all()
 
         def apply_disconnect(env):
             env["wac.account"].browse(account.id)._wac_apply_account_update(disconnect)
             env.flush_all()
 
-        first["wac.account"].browse(account.id)._wac_write_changes({"quality_rating": "RED"})
-        first.flush_all()
-        first.cr.commit()
-        self.assert_retried_quietly(lambda: apply_disconnect(second))
-        second.cr.rollback()  # the retry
-        apply_disconnect(second)
-        second.cr.commit()
-        second.invalidate_all()
+        second = self.race(flag_quality, apply_disconnect)
         self.assertRecordValues(second["wac.account"].browse(account.id), [{
             "state": "disconnected", "quality_rating": "RED", "automation_paused": True}])
 
@@ -225,7 +228,6 @@ class TestWebhookRaces(TransactionCase):
                 "company_id": self.company_id, "waba_id": RACE_WABA,
                 "phone_number_id": "990000000000019", "display_phone_number": "+55 11 91234-0009"})
             cr.commit()  # pylint: disable=invalid-commit
-        first, second = self.two_transactions()
         payload = P.template_status(event="APPROVED", name="race_new", language="pt_BR")
         event = webhook.template_event("message_template_status_update",
                                        payload["entry"][0]["changes"][0]["value"])[0]
@@ -235,13 +237,8 @@ class TestWebhookRaces(TransactionCase):
             env["wac.template"]._wac_apply_event(env["wac.account"].browse(account.id), named)
             env.flush_all()
 
-        apply(first, "race-new-1")
-        first.cr.commit()
-        self.assert_retried_quietly(lambda: apply(second, "race-new-2"))
-        second.cr.rollback()  # the retry
-        apply(second, "race-new-2")
-        second.cr.commit()
-        second.invalidate_all()
+        second = self.race(lambda env: apply(env, "race-new-1"),
+                           lambda env: apply(env, "race-new-2"))
         template = second["wac.template"].search([("account_id", "=", account.id)])
         self.assertEqual((len(template), template.meta_template_id), (1, "race-new-2"))
 
