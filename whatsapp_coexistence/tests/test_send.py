@@ -146,10 +146,11 @@ class TestSend(WacAutomationCase):
         (request,) = self.graph_requests(path_contains="/messages")
         sent = request["json"]
         # Only the appointment's id differs (send key and button payloads).
-        # The id is replaced where it follows a colon and ends a field: a bare replace also
-        # hit the start time's digits when an id was, say, 17 and the time 173000.
+        # The id is replaced where it follows a word and a colon ("wac:17:", "CONFIRM:17"):
+        # a bare replace also hit the start time's digits when an id was, say, 17 and the
+        # time 173000, and one after any colon the time "14:30" when the id was 30.
         def normalise(payload, event_id):
-            return re.sub(r":%d(?=[:\"])" % event_id, ":ID", json.dumps(payload))
+            return re.sub(r"(?<=[A-Za-z]):%d(?=[:\"])" % event_id, ":ID", json.dumps(payload))
 
         self.assertEqual(normalise(dry_payload, self.event.id), normalise(sent, other.id))
 
