@@ -1,13 +1,11 @@
-from contextlib import suppress
 from datetime import timedelta
 
-import psycopg2
-
 from odoo import api, fields, models
+from odoo.tools import SQL
 
 from ..tools.wa_cloud import phone as wa_phone
 from ..tools.wa_cloud.template_params import fold, split_words
-from .wac_webhook_units import lock_rows
+from .wac_webhook_units import claim, lock_rows
 
 # Meta's customer service window (reference §4.4).
 SERVICE_WINDOW = timedelta(hours=24)
@@ -172,28 +170,10 @@ class WacContact(models.Model):
         keys = sorted({key for key in keys if key})
         if not keys:
             return
-        cr = self.env.cr
-        # One round trip for the lock, the probe and its rollback: the probe's savepoint is
-        # taken after the lock, which a rollback to it would release.
-        try:
-            cr.execute("""
-                SELECT pg_advisory_xact_lock(%(lock)s, hashtext(%(company)s || ':' || key))
-                  FROM unnest(%(keys)s::varchar[]) WITH ORDINALITY AS k(key, n) ORDER BY n;
-                SAVEPOINT wac_contact_claim;
-                INSERT INTO wac_contact (company_id, phone_key, active)
-                SELECT %(company_id)s, key, true FROM unnest(%(keys)s::varchar[]) AS key
-                    ON CONFLICT (company_id, phone_key) DO NOTHING;
-                ROLLBACK TO SAVEPOINT wac_contact_claim;
-                RELEASE SAVEPOINT wac_contact_claim
-            """, {"lock": CLAIM_LOCK_CLASS, "company": str(company.id),
-                  "company_id": company.id, "keys": keys}, log_exceptions=False)
-        except psycopg2.Error:
-            # The probe failed: leave the transaction as usable as a savepoint block would
-            # (when the lock itself failed there is no savepoint, and this fails too).
-            with suppress(psycopg2.Error):
-                cr.execute("ROLLBACK TO SAVEPOINT wac_contact_claim; "
-                           "RELEASE SAVEPOINT wac_contact_claim", log_exceptions=False)
-            raise
+        claim(self.env.cr, CLAIM_LOCK_CLASS, ["%s:%s" % (company.id, key) for key in keys], SQL(
+            """INSERT INTO wac_contact (company_id, phone_key, active)
+               SELECT %s, key, true FROM unnest(%s::varchar[]) AS key
+                   ON CONFLICT (company_id, phone_key) DO NOTHING""", company.id, keys))
 
     def _wac_refresh_identity(self, number, bsuid, name):
         vals = {}

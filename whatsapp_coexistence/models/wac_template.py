@@ -1,19 +1,18 @@
 import functools
 import json
 import logging
-from contextlib import suppress
 
-import psycopg2
 from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 from ..const import QUALITY_LEVELS
 from ..tools.wa_cloud import errors as wa_errors
 from ..tools.wa_cloud import template_library
 from ..tools.wa_cloud.template_params import TemplateSpec
-from .wac_webhook_units import lock_rows
+from .wac_webhook_units import claim, lock_rows
 
 #: Advisory lock class of a template created from a webhook (``wac.template._wac_claim``).
 CLAIM_LOCK_CLASS = 0x5741_4354
@@ -198,28 +197,14 @@ class WacTemplate(models.Model):
         Template events of one WABA run in parallel jobs, and a delivery can name the same
         new template in hundreds of changes: the ORM's ``INSERT`` then failed on the unique
         key with an ERROR line per try (999 in one fuzz run), and the event was recorded
-        failed. A probe ``INSERT ... ON CONFLICT DO NOTHING``, rolled back, fails instead
-        with a serialization failure, without a log line (classified *retry*: the next try
-        finds the template). The advisory lock makes a second creator wait for the first.
+        failed. :func:`~.wac_webhook_units.claim` fails instead with a serialization failure,
+        without a log line (classified *retry*: the next try finds the template), and makes a
+        second creator wait for the first.
         """
-        cr = self.env.cr
-        try:
-            cr.execute("""
-                SELECT pg_advisory_xact_lock(%(lock)s, hashtext(%(key)s));
-                SAVEPOINT wac_template_claim;
-                INSERT INTO wac_template (company_id, account_id, name, language)
-                VALUES (%(company_id)s, %(account_id)s, %(name)s, %(language)s)
-                    ON CONFLICT (account_id, name, language) DO NOTHING;
-                ROLLBACK TO SAVEPOINT wac_template_claim;
-                RELEASE SAVEPOINT wac_template_claim
-            """, {"lock": CLAIM_LOCK_CLASS, "key": "%s:%s:%s" % (account.id, name, language),
-                  "company_id": account.company_id.id, "account_id": account.id,
-                  "name": name, "language": language}, log_exceptions=False)
-        except psycopg2.Error:
-            with suppress(psycopg2.Error):
-                cr.execute("ROLLBACK TO SAVEPOINT wac_template_claim; "
-                           "RELEASE SAVEPOINT wac_template_claim", log_exceptions=False)
-            raise
+        claim(self.env.cr, CLAIM_LOCK_CLASS, ["%s:%s:%s" % (account.id, name, language)], SQL(
+            """INSERT INTO wac_template (company_id, account_id, name, language)
+               VALUES (%s, %s, %s, %s) ON CONFLICT (account_id, name, language) DO NOTHING""",
+            account.company_id.id, account.id, name, language))
 
     # ------------------------------------------------------------
     # SYNC

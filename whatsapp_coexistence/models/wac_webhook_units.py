@@ -17,6 +17,7 @@ Errors are classified here (:func:`classify`), once for the whole webhook side:
 """
 
 import json
+from contextlib import suppress
 from dataclasses import dataclass
 
 import psycopg2
@@ -69,6 +70,40 @@ def lock_rows(cr, table, ids):
     if ids:
         cr.execute(SQL("SELECT id FROM %s WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
                        SQL.identifier(table), list(ids)), log_exceptions=False)
+
+
+def claim(cr, lock_class, lock_keys, probe):
+    """Be the only transaction creating the rows of ``lock_keys`` until this one ends; raise a
+    serialization failure, quietly, when another transaction created one of them after this
+    one's snapshot.
+
+    An advisory lock per key (in the order given) makes a second creator wait for the first
+    one's transaction; then ``probe``, the ``INSERT ... ON CONFLICT DO NOTHING`` of those
+    rows, always rolled back, meets a row committed meanwhile, which PostgreSQL reports under
+    REPEATABLE READ as a serialization failure (:data:`RETRY`). Without it the ORM's insert
+    meets that row at the unique key, with an ERROR line per try. One round trip for the
+    locks, the probe and its rollback: the probe's savepoint is taken after the locks, which
+    a rollback to it would release.
+
+    :param lock_keys: strings, each locked as ``hashtext(key)`` in ``lock_class``
+    :param SQL probe: the insert
+    """
+    try:
+        cr.execute(SQL("""
+            SELECT pg_advisory_xact_lock(%s, hashtext(k))
+              FROM unnest(%s::varchar[]) WITH ORDINALITY AS t(k, n) ORDER BY n;
+            SAVEPOINT wac_claim;
+            %s;
+            ROLLBACK TO SAVEPOINT wac_claim;
+            RELEASE SAVEPOINT wac_claim
+        """, lock_class, list(lock_keys), probe), log_exceptions=False)
+    except psycopg2.Error:
+        # The probe failed: leave the transaction as usable as a savepoint block would (when
+        # the lock itself failed there is no savepoint, and this fails too).
+        with suppress(psycopg2.Error):
+            cr.execute("ROLLBACK TO SAVEPOINT wac_claim; RELEASE SAVEPOINT wac_claim",
+                       log_exceptions=False)
+        raise
 
 
 def describe(error):
