@@ -77,6 +77,12 @@ class Pace(NamedTuple):
     slot: float | None
     due: float
 
+    @classmethod
+    def under(cls, limits, slot, due):
+        """The pace of ``slot``, reserved under ``limits``."""
+        windows = [limit.key for limit in limits if limit.window]
+        return cls(windows[0] if windows else None, slot, due)
+
 
 class Slot(NamedTuple):
     """What :func:`reserve_slot` reserved.
@@ -255,8 +261,7 @@ class WacRateBucket(models.Model):
             # The send's side cursor: the slot is not held locked while this worker sleeps.
             cr.commit()  # pylint: disable=invalid-commit
             time.sleep(max(0.0, due - time.monotonic()))
-        windows = [limit.key for limit in limits if limit.window]
-        return Pace(windows[0] if windows else None, reserved.slot, due)
+        return Pace.under(limits, reserved.slot, due)
 
     @api.model
     def _wac_take_free_slot(self, cr, limits):
@@ -270,9 +275,7 @@ class WacRateBucket(models.Model):
         reserved = reserve_slot(cr, limits, SAME_TRANSACTION_WAIT, commit=False)
         if not reserved.allowed:
             return None
-        windows = [limit.key for limit in limits if limit.window]
-        return Pace(windows[0] if windows else None, reserved.slot,
-                    time.monotonic() + reserved.wait)
+        return Pace.under(limits, reserved.slot, time.monotonic() + reserved.wait)
 
     @api.model
     def _wac_restamp(self, cr, pace, left):
