@@ -29,7 +29,7 @@ except ImportError:  # until tests/conftest.py puts tools/ on sys.path
     import fake_graph
 
 from fake_graph import FakeGraphServer, GraphError  # noqa: E402
-from fake_graph.state import http_status_for_code  # noqa: E402
+from fake_graph.wire import http_status_for_code  # noqa: E402
 
 SECRET = "test-app-secret"
 APP_ID = "1234567890"

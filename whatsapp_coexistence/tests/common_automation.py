@@ -18,7 +18,7 @@ from odoo.addons.queue_job.exception import RetryableJobError
 from odoo.addons.queue_job.job import Job
 from odoo.addons.queue_job.tests.common import trap_jobs
 
-from ..tools.fake_graph.state import GraphError
+from ..tools.fake_graph.wire import GraphError
 from ..tools.wa_cloud import template_library, webhook
 from ..tools.wa_cloud.client import GraphClient
 from ..tools.wa_cloud.send_key import parse_send_key, start_key

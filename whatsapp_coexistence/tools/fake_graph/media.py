@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 
-from .state import digits, envelope, new_wamid, phone_metadata
+from .wire import digits, envelope, new_wamid, phone_metadata
 
 #: Path prefix of download links (not under ``/v25.0``: Meta serves them from another host).
 MEDIA_PATH = "/_media/"

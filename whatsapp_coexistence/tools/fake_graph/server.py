@@ -73,9 +73,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import uploads
 from .media import MEDIA_PATH, MediaStore, history_media_webhook, media_message_webhook
-from .state import (
+from .state import FakeState
+from .wire import (
     DEFAULT_CODE_FOR_STATUS,
-    FakeState,
     GraphError,
     digits,
     envelope,

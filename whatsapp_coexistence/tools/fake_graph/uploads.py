@@ -16,7 +16,7 @@ import email.parser
 import email.policy
 import hashlib
 
-from .state import GraphError, invalid_param
+from .wire import GraphError, invalid_param
 
 MB = 1024 * 1024
 #: MIME type → (message kind, size limit in bytes).
