@@ -25,14 +25,14 @@ from .wire import (
     PHONE_SETTABLE,
     WABA_FIELDS,
     GraphError,
-    _encode_cursor,
-    _new_numeric_id,
     check_config,
     digits,
+    encode_cursor,
     envelope,
     invalid_param,
     load_seed,
     mask,
+    new_numeric_id,
     new_wamid,
     normalise_fault,
     parse_fields,
@@ -123,7 +123,7 @@ class FakeState(TemplatesMixin, SendingMixin, SyncMixin):
 
     def _new_template_record(self, waba_id, data):
         tpl = {
-            "id": str(data.get("id") or _new_numeric_id(self.templates)),
+            "id": str(data.get("id") or new_numeric_id(self.templates)),
             "name": data["name"],
             "language": data["language"],
             "status": data.get("status", "APPROVED"),
@@ -444,8 +444,8 @@ class FakeState(TemplatesMixin, SendingMixin, SyncMixin):
             data = [self.phone_view(self.phones[pid], fields) for pid in waba["phone_ids"]]
         out = {"data": data}
         if data:
-            out["paging"] = {"cursors": {"before": _encode_cursor(data[0]["id"]),
-                                         "after": _encode_cursor(data[-1]["id"])}}
+            out["paging"] = {"cursors": {"before": encode_cursor(data[0]["id"]),
+                                         "after": encode_cursor(data[-1]["id"])}}
         return out
 
     # -- subscriptions & webhook targets -------------------------------------------------

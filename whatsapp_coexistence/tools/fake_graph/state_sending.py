@@ -10,12 +10,12 @@ from collections import deque
 from .wire import (
     MESSAGE_TYPES,
     GraphError,
-    _new_numeric_id,
     digits,
     envelope,
     error_item,
     invalid_param,
     mask,
+    new_numeric_id,
     new_wamid,
     phone_metadata,
     placeholders,
@@ -279,7 +279,7 @@ class SendingMixin:
         :rtype: dict
         """
         with self.lock:
-            media_id = _new_numeric_id(self.uploads)
+            media_id = new_numeric_id(self.uploads)
             self.uploads[media_id] = dict(upload, id=media_id, kind=kind,
                                           phone_number_id=phone["id"], time=time.time(),
                                           sha256=hashlib.sha256(upload["content"]).hexdigest())

@@ -8,8 +8,8 @@ from .wire import (
     TEMPLATE_FIELDS,
     TEMPLATE_STATUSES,
     GraphError,
-    _decode_cursor,
-    _encode_cursor,
+    decode_cursor,
+    encode_cursor,
     invalid_param,
     parse_fields,
     template_draft,
@@ -62,13 +62,13 @@ class TemplatesMixin:
             ids = [t["id"] for t in items]
             start, end = 0, min(limit, len(items))
             if params.get("after"):
-                cursor_id = _decode_cursor(params["after"])
+                cursor_id = decode_cursor(params["after"])
                 if cursor_id not in ids:
                     raise invalid_param("Invalid cursor: {}".format(params["after"]))
                 start = ids.index(cursor_id) + 1
                 end = min(start + limit, len(items))
             elif params.get("before"):
-                cursor_id = _decode_cursor(params["before"])
+                cursor_id = decode_cursor(params["before"])
                 if cursor_id not in ids:
                     raise invalid_param("Invalid cursor: {}".format(params["before"]))
                 end = ids.index(cursor_id)
@@ -77,8 +77,8 @@ class TemplatesMixin:
             data = [self.template_view(t, names) for t in page]
         out = {"data": data}
         if page:
-            cursors = {"before": _encode_cursor(page[0]["id"]),
-                       "after": _encode_cursor(page[-1]["id"])}
+            cursors = {"before": encode_cursor(page[0]["id"]),
+                       "after": encode_cursor(page[-1]["id"])}
             paging = {"cursors": cursors}
             keep = {k: v for k, v in params.items()
                     if k not in ("after", "before", "access_token")}

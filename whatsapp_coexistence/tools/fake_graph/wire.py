@@ -307,18 +307,18 @@ def new_wamid(wa_id, salt=None):
     return "wamid." + base64.b64encode(raw).decode()
 
 
-def _new_numeric_id(taken):
+def new_numeric_id(taken):
     while True:
         value = str(secrets.randbelow(9 * 10**15) + 10**15)
         if value not in taken:
             return value
 
 
-def _encode_cursor(value):
+def encode_cursor(value):
     return base64.urlsafe_b64encode(("c:" + value).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor):
+def decode_cursor(cursor):
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
